@@ -1,0 +1,543 @@
+"""Landmark accuracy metrics, reports and diagnostic plots (no torch needed).
+
+Conventions, chosen to match the 300-W literature so numbers are comparable:
+
+* NME of a face = mean Euclidean error over its *valid* ground-truth points,
+  divided by the ground-truth distance between the scheme's ``normalise``
+  pair (outer eye corners 36/45 for ibug68, i.e. "inter-ocular").
+  Functions return fractions (0.05 = 5 %); ``EvalResult`` reports percent.
+* Faces whose normaliser cannot be measured get NaN and are *reported* in
+  ``EvalResult.skipped`` rather than silently dropped or guessed.
+* A face with a non-finite prediction at a valid point gets error ``inf``: a
+  model that returns NaN has failed, so it counts as a failure (FR, CED,
+  AUC, median) and is left out of the mean only, with a note in ``skipped``.
+* AUC is computed exactly (analytically) from the errors, not from a coarse
+  CED grid, so it does not depend on the plotting resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facepoints.viz import draw_points
+
+if TYPE_CHECKING:  # only for annotations: data.py pulls in PIL/tqdm, schemes.py yaml
+    from facepoints.data import Sample
+    from facepoints.schemes import PointScheme
+
+FAILURE_THRESHOLD = 0.10
+AUC_MAX_ERROR = 0.10
+_EPS_NORM = 1e-6  # pixels: a normaliser shorter than this is a degenerate annotation
+
+GT_COLOR = (0, 255, 0)
+PRED_COLOR = (255, 0, 0)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _as_batch(pred, gt, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    if g.ndim == 2:  # a single face is accepted for convenience
+        p, g = p[None], g[None]
+        mask = None if mask is None else np.asarray(mask)[None]
+    if p.shape != g.shape or g.ndim != 3 or g.shape[-1] != 2:
+        raise ValueError(f"pred and gt must both be (N, K, 2); got {p.shape} and {g.shape}")
+    m = np.ones(g.shape[:2], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if m.shape != g.shape[:2]:
+        raise ValueError(f"mask must be (N, K) = {g.shape[:2]}, got {m.shape}")
+    # A point enters the metric only if it is marked valid AND annotated.
+    m = m & np.isfinite(g).all(axis=-1)
+    return p, g, m
+
+
+def _normaliser(g: np.ndarray, m: np.ndarray, norm_pair: tuple[int, int]) -> np.ndarray:
+    """Per-face normalising distance; NaN where it cannot be measured."""
+    i, j = (int(v) for v in norm_pair)
+    d = np.linalg.norm(g[:, i] - g[:, j], axis=-1)
+    ok = m[:, i] & m[:, j] & (d > _EPS_NORM)
+    return np.where(ok, d, np.nan)
+
+
+def _masked_mean_error(p: np.ndarray, g: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Mean point error per face over valid points: NaN if none valid, inf if a valid point has no prediction."""
+    pred_ok = np.isfinite(p).all(axis=-1)
+    dist = np.linalg.norm(np.where(m[..., None], p - g, 0.0), axis=-1)
+    dist = np.where(m & pred_ok, dist, 0.0)
+    count = m.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = dist.sum(axis=1) / count
+    mean = np.where(count > 0, mean, np.nan)
+    missing_pred = (m & ~pred_ok).any(axis=1)
+    return np.where(missing_pred & (count > 0), np.inf, mean)
+
+
+def nme(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, norm_pair: tuple[int, int]) -> np.ndarray:
+    """Per-face normalised mean error (N,), in fraction units (0.05 = 5 %).
+
+    NaN for faces whose normalising pair is not annotated or coincides, or that
+    have no valid point: the caller decides how to report those.
+    """
+    p, g, m = _as_batch(pred, gt, mask)
+    return _masked_mean_error(p, g, m) / _normaliser(g, m, norm_pair)
+
+
+def region_nme(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, scheme: PointScheme) -> dict[str, np.ndarray]:
+    """Per-region, per-face NME (each (N,), fraction units), normalised like ``nme``.
+
+    Regions show *where* a model fails (e.g. the jaw contour is usually worst),
+    which a single number hides. NaN where the region has no valid point.
+    """
+    p, g, m = _as_batch(pred, gt, mask)
+    d = _normaliser(g, m, scheme.normalise)
+    out: dict[str, np.ndarray] = {}
+    for region, idx in scheme.regions.items():
+        ix = list(idx)
+        out[region] = _masked_mean_error(p[:, ix], g[:, ix], m[:, ix]) / d
+    return out
+
+
+def _valid_errors(errors) -> np.ndarray:
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    return e[~np.isnan(e)]  # inf (failed prediction) is kept: it is a failure
+
+
+def ced(errors, max_error: float = AUC_MAX_ERROR, steps: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative error distribution: thresholds (steps+1,) over [0, max_error] and the fraction of faces with error <= each.
+
+    NaN errors (unmeasurable faces) are ignored; an empty input gives zeros.
+    """
+    thr = np.linspace(0.0, float(max_error), int(steps) + 1)
+    e = np.sort(_valid_errors(errors))
+    if len(e) == 0:
+        return thr, np.zeros_like(thr)
+    return thr, np.searchsorted(e, thr, side="right") / len(e)
+
+
+def auc(errors, max_error: float = AUC_MAX_ERROR) -> float:
+    """Area under the CED on [0, max_error] divided by max_error (1.0 = perfect).
+
+    Computed exactly: the CED is a step function, so its integral is
+    mean(max(0, max_error - e)) and AUC = mean(max(0, 1 - e / max_error)).
+    NaN for no measurable faces.
+    """
+    e = _valid_errors(errors)
+    if len(e) == 0:
+        return float("nan")
+    return float(np.mean(np.clip(1.0 - e / float(max_error), 0.0, None)))
+
+
+def failure_rate(errors, threshold: float = FAILURE_THRESHOLD) -> float:
+    """Fraction of faces with error strictly above the threshold; NaN for no measurable faces."""
+    e = _valid_errors(errors)
+    if len(e) == 0:
+        return float("nan")
+    return float(np.mean(e > threshold))
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _num(x: float | None) -> float | None:
+    """JSON has no NaN/inf: they become null."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass
+class EvalResult:
+    """One method on one dataset. Summary figures in percent (AUC as 0..1); ``errors`` in fractions.
+
+    ``errors`` and ``sources`` are aligned with the evaluated faces (NaN for
+    skipped ones), so per-face results can be traced back to files.
+    """
+
+    name: str
+    dataset: str
+    n_faces: int  # faces with a measurable error (failed predictions included)
+    nme_mean: float  # percent, over finite errors
+    nme_median: float  # percent
+    failure_rate: float  # percent of faces with NME > 10 %
+    auc: float  # AUC at 0.10, 0..1
+    region_nme: dict[str, float]  # percent
+    errors: np.ndarray  # (N,) per-face NME, fraction units
+    skipped: list[tuple[str, str]]  # (source, reason)
+    sources: list[str] = field(default_factory=list)
+    scheme: str = ""
+    normaliser: tuple[int, int] | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)  # kind -> file name in the report folder
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "scheme": self.scheme,
+            "normaliser": None if self.normaliser is None else [int(v) for v in self.normaliser],
+            "n_faces": int(self.n_faces),
+            "nme_mean": _num(self.nme_mean),
+            "nme_median": _num(self.nme_median),
+            "failure_rate": _num(self.failure_rate),
+            "auc": _num(self.auc),
+            "failure_threshold": FAILURE_THRESHOLD,
+            "auc_max_error": AUC_MAX_ERROR,
+            "units": "nme_mean, nme_median, failure_rate, region_nme: percent; auc: 0..1; errors: fraction",
+            "region_nme": {k: _num(v) for k, v in self.region_nme.items()},
+            # null = skipped face; a failed (non-finite) prediction is recorded in `skipped` too.
+            "errors": [_num(v) if not np.isinf(v) else "inf" for v in np.asarray(self.errors, dtype=np.float64)],
+            "sources": list(self.sources),
+            "skipped": [[s, r] for s, r in self.skipped],
+            "artifacts": dict(self.artifacts),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalResult:
+        """Re-load a result from ``to_dict`` output (e.g. to plot runs from older reports together)."""
+
+        def f(v):
+            if v == "inf":
+                return math.inf
+            return float("nan") if v is None else float(v)
+
+        return cls(
+            name=d["name"],
+            dataset=d["dataset"],
+            n_faces=int(d["n_faces"]),
+            nme_mean=f(d["nme_mean"]),
+            nme_median=f(d["nme_median"]),
+            failure_rate=f(d["failure_rate"]),
+            auc=f(d["auc"]),
+            region_nme={k: f(v) for k, v in d.get("region_nme", {}).items()},
+            errors=np.array([f(v) for v in d.get("errors", [])], dtype=np.float64),
+            skipped=[(s, r) for s, r in d.get("skipped", [])],
+            sources=list(d.get("sources", [])),
+            scheme=d.get("scheme", ""),
+            normaliser=None if d.get("normaliser") is None else tuple(d["normaliser"]),
+            artifacts=dict(d.get("artifacts", {})),
+        )
+
+    def to_markdown(self) -> str:
+        lines = [f"### {self.name} on {self.dataset}", "", markdown_table([self]), ""]
+        if self.normaliser is not None:
+            lines.append(
+                f"NME normalised by the distance between ground-truth points {self.normaliser[0]} and "
+                f"{self.normaliser[1]}; FR = faces with NME > {FAILURE_THRESHOLD:.0%}; "
+                f"AUC of the CED up to {AUC_MAX_ERROR:.0%}."
+            )
+            lines.append("")
+        if self.skipped:
+            lines.append(f"Faces not measured or failed ({len(self.skipped)}):")
+            lines.append("")
+            for s, r in self.skipped[:20]:
+                lines.append(f"- `{s}`: {r}")
+            if len(self.skipped) > 20:
+                lines.append(f"- ... and {len(self.skipped) - 20} more (see the JSON report)")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _skip_reason(g: np.ndarray, m: np.ndarray, norm_pair: tuple[int, int]) -> str:
+    i, j = norm_pair
+    if not m.any():
+        return "no valid ground-truth points"
+    if not (m[i] and m[j]):
+        return f"normalising points {i}/{j} not annotated"
+    return f"normalising points {i}/{j} coincide (zero distance)"
+
+
+def compute_metrics(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    mask: np.ndarray | None,
+    scheme: PointScheme,
+    *,
+    name: str,
+    dataset: str,
+    sources: Sequence[str] | None = None,
+) -> EvalResult:
+    """All summary metrics for one method on one dataset (see the module docstring for conventions)."""
+    p, g, m = _as_batch(pred, gt, mask)
+    n = len(g)
+    srcs = [str(s) for s in sources] if sources is not None else [f"face_{k}" for k in range(n)]
+    if len(srcs) != n:
+        raise ValueError(f"{len(srcs)} sources for {n} faces")
+    norm_pair = (int(scheme.normalise[0]), int(scheme.normalise[1]))
+    errors = nme(p, g, m, norm_pair)
+    regions = region_nme(p, g, m, scheme)
+
+    skipped: list[tuple[str, str]] = []
+    for k in np.flatnonzero(np.isnan(errors)):
+        skipped.append((srcs[k], _skip_reason(g[k], m[k], norm_pair)))
+    for k in np.flatnonzero(np.isinf(errors)):
+        skipped.append((srcs[k], "non-finite prediction: counted as a failure, left out of the mean NME"))
+
+    measured = errors[~np.isnan(errors)]
+    finite = measured[np.isfinite(measured)]
+    region_pct: dict[str, float] = {}
+    for region, e in regions.items():
+        ok = e[np.isfinite(e)]
+        region_pct[region] = float(ok.mean() * 100.0) if len(ok) else float("nan")
+    return EvalResult(
+        name=name,
+        dataset=dataset,
+        n_faces=len(measured),
+        nme_mean=float(finite.mean() * 100.0) if len(finite) else float("nan"),
+        nme_median=float(np.median(measured) * 100.0) if len(measured) else float("nan"),
+        failure_rate=failure_rate(measured) * 100.0,
+        auc=auc(measured),
+        region_nme=region_pct,
+        errors=errors,
+        skipped=skipped,
+        sources=srcs,
+        scheme=scheme.name,
+        normaliser=norm_pair,
+    )
+
+
+# --------------------------------------------------------------------------- tables and reports
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return format(v, spec)
+
+
+def markdown_table(results: Sequence[EvalResult]) -> str:
+    """One row per (method, dataset): faces, NME %, FR@10 %, AUC@0.10, then per-region NME % columns."""
+    regions: list[str] = []
+    for r in results:
+        for k in r.region_nme:
+            if k not in regions:
+                regions.append(k)
+    head = ["Method", "Dataset", "Faces", "NME %", "FR@10 %", "AUC@0.10", *[f"{k} %" for k in regions]]
+    rows = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for r in results:
+        cells = [
+            r.name,
+            r.dataset,
+            str(r.n_faces),
+            _fmt(r.nme_mean, ".2f"),
+            _fmt(r.failure_rate, ".2f"),
+            _fmt(r.auc, ".4f"),
+            *[_fmt(r.region_nme.get(k), ".2f") if k in r.region_nme else "-" for k in regions],
+        ]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def write_report(results: Sequence[EvalResult], out_dir: str | Path, stem: str) -> dict[str, Path]:
+    """Write ``<stem>.json`` (full figures, per-face errors) and ``<stem>.md`` (tables); returns {"json", "md"} paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{stem}.json"
+    md_path = out / f"{stem}.md"
+    with open(json_path, "w", encoding="utf-8") as f:
+        json.dump({"results": [r.to_dict() for r in results]}, f, indent=1, allow_nan=False)
+        f.write("\n")
+    parts = [f"# Evaluation: {stem}", "", markdown_table(results), ""]
+    parts.append(
+        f"NME in percent of the normalising distance (outer eye corners for ibug68); "
+        f"FR@10 = faces with NME > {FAILURE_THRESHOLD:.0%}; AUC@0.10 = area under the CED "
+        f"up to {AUC_MAX_ERROR:.0%}, divided by {AUC_MAX_ERROR} (1 = perfect)."
+    )
+    parts.append("")
+    for r in results:
+        if r.skipped or any(f.endswith(".png") for f in r.artifacts.values()):
+            parts.append(f"## {r.name} on {r.dataset}")
+            parts.append("")
+            for kind, fname in r.artifacts.items():
+                if fname.endswith(".png"):  # the report's own json/md need no link to themselves
+                    parts.extend([f"![{kind}]({fname})", ""])
+            if r.skipped:
+                parts.append(f"Faces not measured or failed ({len(r.skipped)}):")
+                parts.append("")
+                parts.extend(f"- `{s}`: {why}" for s, why in r.skipped[:50])
+                if len(r.skipped) > 50:
+                    parts.append(f"- ... and {len(r.skipped) - 50} more (see {json_path.name})")
+                parts.append("")
+    md_path.write_text("\n".join(parts), encoding="utf-8")
+    return {"json": json_path, "md": md_path}
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _figure(figsize: tuple[float, float]):
+    """A figure not registered with pyplot: no global state, no GUI backend, safe in threads and tests."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
+def plot_ced(
+    results: Sequence[EvalResult],
+    out_path: str | Path,
+    max_error: float = AUC_MAX_ERROR,
+    title: str = "Cumulative error distribution",
+) -> Path:
+    """CED curves, one per result, legend with NME and AUC; saved as PNG."""
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = _figure((6.4, 4.8))
+    ax = fig.add_subplot(1, 1, 1)
+    for r in results:
+        thr, frac = ced(r.errors, max_error=max_error)
+        label = f"{r.name} ({r.dataset}): NME {_fmt(r.nme_mean, '.2f')}%, AUC {_fmt(auc(r.errors, max_error), '.3f')}"
+        ax.plot(thr * 100.0, frac, label=label, linewidth=1.6)
+    ax.set_xlim(0, max_error * 100.0)
+    ax.set_ylim(0, 1.0)
+    ax.set_xlabel("NME (% of normalising distance)")
+    ax.set_ylabel("fraction of faces")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if results:
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110, format="png")
+    return out
+
+
+def _face_crop(
+    image: np.ndarray, gt: np.ndarray, mask: np.ndarray, pred: np.ndarray, size: int, scheme: PointScheme | None
+) -> np.ndarray:
+    """Square crop around the face with ground truth and prediction drawn (both are needed to see the error)."""
+    from facepoints.geometry import apply_affine, crop_matrix, tight_box, warp_crop
+
+    valid_gt = mask & np.isfinite(gt).all(axis=1)
+    valid_pred = np.isfinite(pred).all(axis=1)
+    both = np.concatenate([gt[valid_gt], pred[valid_pred]])
+    try:
+        box = tight_box(both)
+    except ValueError:  # nothing to centre on: show the whole image
+        h, w = image.shape[:2]
+        box = np.array([0.0, 0.0, w - 1.0, h - 1.0])
+    m = crop_matrix(box, size, context=1.3)
+    crop = warp_crop(image, m, size)
+    g = apply_affine(gt, m)
+    p = apply_affine(pred, m)
+    r = max(1, size // 96)
+    if scheme is not None:
+        # Region colours for the prediction, white for the truth: still two clearly distinct sets.
+        crop = draw_points(crop, g, mask=valid_gt, color=(255, 255, 255), radius=r)
+        return draw_points(crop, p, color=PRED_COLOR, radius=r, scheme=scheme)
+    crop = draw_points(crop, g, mask=valid_gt, color=GT_COLOR, radius=r)
+    return draw_points(crop, p, color=PRED_COLOR, radius=r)
+
+
+def plot_extremes(
+    samples: Sequence[Sample],
+    pred: np.ndarray,
+    errors: np.ndarray,
+    out_path: str | Path,
+    n: int = 8,
+    scheme: PointScheme | None = None,
+    *,
+    crop_size: int = 192,
+) -> Path:
+    """Grid of the n best (top row) and n worst (bottom row) faces; saved as PNG.
+
+    The worst faces are where annotation errors and model blind spots show
+    up, so they are worth looking at after every evaluation. Faces with NaN
+    error (not measurable) are not shown.
+    """
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    pred = np.asarray(pred, dtype=np.float64)
+    if len(e) != len(samples) or len(pred) != len(samples):
+        raise ValueError(f"{len(samples)} samples, {len(pred)} predictions, {len(e)} errors")
+    order = np.flatnonzero(~np.isnan(e))
+    order = order[np.argsort(e[order], kind="stable")]
+    n = max(1, int(n))
+    if len(order) >= 2 * n:
+        best, worst = order[:n], order[::-1][:n]
+    else:  # too few faces for two full rows: split them without repeating any
+        half = (len(order) + 1) // 2
+        best, worst = order[:half], order[half:][::-1]
+    rows = [("best", best)] + ([("worst", worst)] if len(worst) else [])
+    cols = max(1, max(len(idx) for _, idx in rows))
+    fig = _figure((2.0 * cols, 2.35 * len(rows) + 0.4))
+    for r, (label, idx) in enumerate(rows):
+        for c in range(cols):
+            ax = fig.add_subplot(len(rows), cols, r * cols + c + 1)
+            ax.axis("off")
+            if c >= len(idx):
+                continue
+            k = int(idx[c])
+            s = samples[k]
+            crop = _face_crop(
+                np.asarray(s.image),
+                np.asarray(s.points, dtype=np.float64),
+                np.asarray(s.mask, dtype=bool),
+                pred[k],
+                crop_size,
+                scheme,
+            )
+            ax.imshow(crop)
+            err = "failed" if np.isinf(e[k]) else f"{e[k] * 100:.2f}%"
+            ax.set_title(f"{label}: {err}\n{Path(str(s.source)).name[:28]}", fontsize=7)
+    truth = "white" if scheme is not None else "green"
+    pred_c = "region colours" if scheme is not None else "red"
+    if not len(order):
+        fig.text(0.5, 0.5, "no measurable faces", ha="center")
+    fig.suptitle(f"ground truth: {truth}, prediction: {pred_c}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100, format="png")
+    return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "eval"
+
+
+def evaluate_predictions(
+    samples: Sequence[Sample],
+    pred: np.ndarray,
+    scheme: PointScheme | str,
+    *,
+    name: str,
+    dataset: str,
+    out_dir: str | Path | None = None,
+) -> EvalResult:
+    """Metrics for predictions (N, K, 2) in image pixels against the samples' annotations.
+
+    With ``out_dir``, also writes ``<name>_<dataset>.json/.md``, ``..._ced.png``
+    and ``..._extremes.png`` there (file names in ``result.artifacts``).
+    """
+    if isinstance(scheme, str):
+        from facepoints.schemes import load_scheme
+
+        scheme = load_scheme(scheme)
+    pred = np.asarray(pred, dtype=np.float64)
+    if len(pred) != len(samples):
+        raise ValueError(f"{len(pred)} predictions for {len(samples)} samples")
+    if len(samples) == 0:
+        gt = np.zeros((0, scheme.num_points, 2))
+        mask = np.zeros((0, scheme.num_points), dtype=bool)
+        pred = pred.reshape(0, scheme.num_points, 2)
+    else:
+        gt = np.stack([np.asarray(s.points, dtype=np.float64) for s in samples])
+        mask = np.stack([np.asarray(s.mask, dtype=bool) for s in samples])
+    result = compute_metrics(pred, gt, mask, scheme, name=name, dataset=dataset, sources=[s.source for s in samples])
+    if out_dir is not None:
+        out = Path(out_dir)
+        stem = _slug(f"{name}_{dataset}")
+        ced_path = plot_ced([result], out / f"{stem}_ced.png", title=f"CED: {name} on {dataset}")
+        ext_path = plot_extremes(samples, pred, result.errors, out / f"{stem}_extremes.png", scheme=scheme)
+        result.artifacts = {"ced": ced_path.name, "extremes": ext_path.name, "json": f"{stem}.json", "md": f"{stem}.md"}
+        write_report([result], out, stem)
+    return result

@@ -1,0 +1,101 @@
+"""Boxes, face crops and the one coordinate convention used everywhere.
+
+Convention: points are 0-based pixel coordinates with pixel centres at
+integers, so pixel (0, 0) covers [-0.5, 0.5] x [-0.5, 0.5] (the convention of
+OpenCV's warpAffine). A crop maps the square face region onto an S x S model
+input; normalised coordinates are ``(u + 0.5) / S`` in crop pixels ``u``, i.e.
+0 and 1 are the outer edges of the crop. Training and inference share these
+functions, so what the model learns is exactly what inference undoes.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+Box = np.ndarray  # (4,) float: x0, y0, x1, y1 in pixel coordinates
+
+
+def tight_box(points: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The tight box (x0, y0, x1, y1) around the valid points: the landmark model's box convention."""
+    pts = np.asarray(points, dtype=np.float64)
+    if mask is not None:
+        pts = pts[np.asarray(mask, dtype=bool)]
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) < 2:
+        raise ValueError("a box needs at least two valid points")
+    return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
+
+
+def square_region(box: np.ndarray, context: float) -> tuple[float, float, float]:
+    """Centre and side of the square crop around a box, ``context`` times its longer side."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0, 1.0) * context
+    return (x0 + x1) / 2.0, (y0 + y1) / 2.0, side
+
+
+def crop_matrix(box: np.ndarray, size: int, context: float) -> np.ndarray:
+    """2x3 affine matrix from image pixels to crop pixels of an S x S crop."""
+    cx, cy, side = square_region(box, context)
+    s = size / side
+    return np.array(
+        [[s, 0.0, (side / 2.0 - cx) * s - 0.5], [0.0, s, (side / 2.0 - cy) * s - 0.5]]
+    )
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
+
+
+def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 matrix to points (..., 2); NaNs stay NaN."""
+    pts = np.asarray(points, dtype=np.float64)
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def warp_crop(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """Crop by the matrix; pixels outside the image repeat the border, so no black frames teach edges."""
+    flags = cv2.INTER_AREA if m[0, 0] < 1.0 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, m, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def to_normalised(points_crop: np.ndarray, size: int) -> np.ndarray:
+    return (np.asarray(points_crop, dtype=np.float64) + 0.5) / size
+
+
+def from_normalised(points_norm: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(points_norm, dtype=np.float64) * size - 0.5
+
+
+def clip_to_image(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip to the image area, edges included (as the seed's inference did)."""
+    out = np.array(points, dtype=np.float64, copy=True)
+    out[..., 0] = np.clip(out[..., 0], -0.5, width - 0.5)
+    out[..., 1] = np.clip(out[..., 1], -0.5, height - 0.5)
+    return out
+
+
+def box_from_xywh(x: float, y: float, w: float, h: float) -> np.ndarray:
+    return np.array([x, y, x + w, y + h], dtype=np.float64)
+
+
+def prepare_input(
+    image: np.ndarray, box: np.ndarray, size: int, context: float, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image + box -> model input (C, S, S) float32 in [0, 1], and the image->crop matrix.
+
+    The single preprocessing path shared by training and inference.
+    """
+    m = crop_matrix(box, size, context)
+    crop = warp_crop(image, m, size)
+    return crop_to_input(crop, channels), m
+
+
+def crop_to_input(crop: np.ndarray, channels: int) -> np.ndarray:
+    """RGB uint8 crop (S, S, 3) -> (C, S, S) float32 in [0, 1]; C=1 uses luma, as the seed's grey input."""
+    if channels == 1:
+        grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        return (grey.astype(np.float32) / 255.0)[None]
+    if channels == 3:
+        return crop.astype(np.float32).transpose(2, 0, 1) / 255.0
+    raise ValueError(f"channels must be 1 or 3, not {channels}")

@@ -1,0 +1,195 @@
+"""Landmark networks in plain torch, found by name in ``MODELS``.
+
+Every model maps a batch of crops (N, C, S, S) in [0, 1] to a dict with
+``points`` (N, K, 2) in normalised crop coordinates (see geometry) and, when
+the model has them, per-point ``scores`` in [0, 1]. That one contract lets
+training, evaluation and ONNX export treat all models alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+ModelBuilder = Callable[..., nn.Module]
+MODELS: dict[str, ModelBuilder] = {}
+
+
+def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    def wrap(fn: ModelBuilder) -> ModelBuilder:
+        MODELS[name] = fn
+        return fn
+
+    return wrap
+
+
+def build_model(name: str, num_points: int, input_size: int, channels: int, **kwargs) -> nn.Module:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name](num_points=num_points, input_size=input_size, channels=channels, **kwargs)
+
+
+class BaselineCNN(nn.Module):
+    """The seed write-up's network: conv + pool blocks, dropout FC layers, direct coordinate regression."""
+
+    def __init__(
+        self,
+        num_points: int,
+        input_size: int = 64,
+        channels: int = 1,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        hidden: tuple[int, ...] = (512, 256),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = channels
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        side = input_size // 2 ** len(widths)
+        fc: list[nn.Module] = [nn.Flatten()]
+        n = c * side * side
+        for h in hidden:
+            fc += [nn.Linear(n, h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            n = h
+        fc.append(nn.Linear(n, num_points * 2))
+        self.head = nn.Sequential(*fc)
+        self.num_points = num_points
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.head(self.features(x))
+        return {"points": out.view(-1, self.num_points, 2) + 0.5}  # regress offsets from the crop centre
+
+
+@register("baseline")
+def baseline(num_points: int, input_size: int, channels: int, **kwargs) -> nn.Module:
+    return BaselineCNN(num_points, input_size, channels, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- the default model
+
+
+def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: cheap on CPU, and residual so a deep stack trains from scratch."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.block = nn.Sequential(
+            _conv_bn(cin, mid, 1) if expand != 1 else nn.Identity(),
+            _conv_bn(mid, mid, 3, stride, groups=mid),
+            _conv_bn(mid, cout, 1, act=False),
+        )
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+class HeatmapNet(nn.Module):
+    """Compact inverted-residual backbone, FPN-style decoder to stride 4, heatmaps + soft-argmax.
+
+    Soft-argmax (integral regression) gives sub-pixel coordinates from a
+    coarse heatmap and trains with a coordinate loss, so masked points are
+    simply left out of the loss. Per-point confidence is a separate head,
+    pooled under each point's heatmap and trained to predict how close the
+    point is (target exp(-error / tau)), so low scores flag bad points.
+    """
+
+    def __init__(
+        self,
+        num_points: int,
+        input_size: int = 96,
+        channels: int = 3,
+        widths: tuple[int, ...] = (16, 24, 48, 96, 160),
+        depths: tuple[int, ...] = (1, 2, 3, 3),
+        expand: int = 4,
+        decoder: int = 64,
+        score_tau: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.num_points = num_points
+        self.score_tau = score_tau
+        self.stem = _conv_bn(channels, widths[0], 3, 2)  # stride 2
+        stages = []
+        cin = widths[0]
+        for i, (w, d) in enumerate(zip(widths[1:], depths)):
+            blocks = [InvertedResidual(cin, w, 2 if i < 3 else 1, 1 if i == 0 else expand)]
+            blocks += [InvertedResidual(w, w, 1, expand) for _ in range(d - 1)]
+            stages.append(nn.Sequential(*blocks))
+            cin = w
+        self.stages = nn.ModuleList(stages)  # strides 4, 8, 16, 16
+        self.lateral = nn.ModuleList([_conv_bn(w, decoder, 1) for w in widths[1:]])
+        self.smooth = _conv_bn(decoder, decoder, 3, groups=decoder)
+        self.mix = _conv_bn(decoder, decoder, 1)
+        self.heatmap = nn.Conv2d(decoder, num_points, 1)
+        self.score = nn.Conv2d(decoder, num_points, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = []
+        y = self.stem(x)
+        for stage in self.stages:
+            y = stage(y)
+            feats.append(y)
+        top = self.lateral[-1](feats[-1]) + self.lateral[-2](feats[-2])
+        for i in (1, 0):
+            top = nn.functional.interpolate(top, size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
+            top = top + self.lateral[i](feats[i])
+        f = self.mix(self.smooth(top))
+        logits = self.heatmap(f)  # (N, K, h, w)
+        n, k, h, w = logits.shape
+        prob = torch.softmax(logits.flatten(2), dim=-1)  # (N, K, h*w)
+        xs = (torch.arange(w, dtype=x.dtype, device=x.device) + 0.5) / w
+        ys = (torch.arange(h, dtype=x.dtype, device=x.device) + 0.5) / h
+        gx = xs.repeat(h)
+        gy = ys.repeat_interleave(w)
+        px = (prob * gx).sum(-1)
+        py = (prob * gy).sum(-1)
+        points = torch.stack([px, py], dim=-1)
+        score_logit = (self.score(f).flatten(2) * prob).sum(-1)
+        return {"points": points, "scores": torch.sigmoid(score_logit), "score_logits": score_logit}
+
+
+@register("heatmap")
+def heatmap(num_points: int, input_size: int, channels: int, **kwargs) -> nn.Module:
+    return HeatmapNet(num_points, input_size, channels, **kwargs)
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of convolutions and linear layers for one input: the cost that matters on a CPU."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def lin_hook(m: nn.Linear, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    hooks = [mod.register_forward_hook(conv_hook) for mod in model.modules() if isinstance(mod, nn.Conv2d)]
+    hooks += [mod.register_forward_hook(lin_hook) for mod in model.modules() if isinstance(mod, nn.Linear)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, *input_shape))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total

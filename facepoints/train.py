@@ -1,0 +1,430 @@
+"""Samples -> tensors -> a trained checkpoint.
+
+One config dataclass describes a run completely; it is saved next to the
+checkpoints, and checkpoints carry the config, point scheme and input
+normalisation, so a checkpoint alone is enough to evaluate or export it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from facepoints import geometry
+from facepoints.augment import AugmentConfig, build_augmenter, jitter_box
+from facepoints.config import load_config, save_config
+from facepoints.data import CleaningReport, DatasetSpec, Sample, load_dataset, split_by_group
+from facepoints.models import build_model, count_parameters
+from facepoints.schemes import PointScheme, load_scheme
+
+
+@dataclass
+class DataConfig:
+    train: list[DatasetSpec] = field(default_factory=list)
+    val: list[DatasetSpec] = field(default_factory=list)  # empty: hold out groups of the training data
+    val_fraction: float = 0.1
+    policy: Literal["mask", "drop"] = "mask"
+    scheme: str = "ibug68"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "baseline"
+    input_size: int = 96
+    channels: int = 1
+    context: float = 1.25  # crop side = context x longer side of the tight landmark box
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    batch_size: int = 32
+    epochs: int = 50
+    scheduler: Literal["plateau", "cosine", "none"] = "plateau"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    warmup_epochs: int = 0
+    loss: str = "mse"
+    grad_clip: float = 0.0
+    early_stopping: int = 0  # epochs without val NME improvement before stopping; 0 = off
+    score_weight: float = 0.1  # weight of the confidence loss, for models with a score head
+    score_tau: float = 0.01  # confidence target exp(-error / tau), error in crop-normalised units
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    out_dir: str = "runs/run"
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    workers: int = 1  # DataLoader worker processes for decoding/augmentation
+    max_train_samples: int = 0  # 0 = all; small values make smoke runs
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+# ---------------------------------------------------------------- losses
+
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _masked_mean(per_point: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid points only: masked points contribute neither error nor weight."""
+    m = mask.to(per_point.dtype)
+    return (per_point * m).sum() / m.sum().clamp_min(1.0)
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return _masked_mean(((pred - target) ** 2).mean(-1), mask)
+
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return _masked_mean((pred - target).abs().mean(-1), mask)
+
+
+def wing_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w: float = 0.04, eps: float = 0.008) -> torch.Tensor:
+    """Wing loss (Feng et al. 2018) in normalised units: log-like for small errors, L1 for large."""
+    d = (pred - target).abs()
+    c = w - w * math.log(1 + w / eps)
+    per = torch.where(d < w, w * torch.log1p(d / eps), d - c)
+    return _masked_mean(per.mean(-1), mask)
+
+
+LOSSES: dict[str, Loss] = {"mse": mse_loss, "l1": l1_loss, "wing": wing_loss}
+
+
+def score_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, tau: float) -> torch.Tensor:
+    """Teach the confidence head to predict closeness, exp(-error / tau), of its own (detached) points."""
+    err = torch.linalg.norm(out["points"].detach() - target, dim=-1)
+    goal = torch.exp(-err / tau)
+    bce = nn.functional.binary_cross_entropy_with_logits(out["score_logits"], goal, reduction="none")
+    return _masked_mean(bce, mask)
+
+
+def total_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, o: OptimConfig) -> torch.Tensor:
+    loss = LOSSES[o.loss](out["points"], target, mask)
+    if "score_logits" in out and o.score_weight:
+        loss = loss + o.score_weight * score_loss(out, target, mask, o.score_tau)
+    return loss
+
+
+# ---------------------------------------------------------------- tensors
+
+
+class LandmarkDataset(Dataset):
+    """Sample -> (input tensor, normalised target, mask); the crop is taken around the tight point box."""
+
+    def __init__(self, samples: list[Sample], cfg: TrainConfig, scheme: PointScheme, train: bool) -> None:
+        self.samples = samples
+        self.cfg = cfg
+        self.scheme = scheme
+        self.train = train
+        self._aug_seed: int | None = None
+        self._aug = None
+        self._rng = np.random.default_rng(cfg.seed)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _augmenter(self):
+        # torch gives each worker and epoch its own seed, derived from the run's seed
+        seed = torch.initial_seed() % 2**31
+        if self._aug_seed != seed:
+            self._aug = build_augmenter(self.cfg.augment, self.scheme, seed=seed)
+            self._rng = np.random.default_rng(seed)
+            self._aug_seed = seed
+        return self._aug
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.samples[i]
+        m = self.cfg.model
+        box = geometry.tight_box(s.points, s.mask)
+        aug = self._augmenter() if self.train else None
+        if aug is not None:
+            box = jitter_box(box, self._rng, self.cfg.augment.box_shift, self.cfg.augment.box_scale)
+        mat = geometry.crop_matrix(box, m.input_size, m.context)
+        crop = geometry.warp_crop(s.image, mat, m.input_size)
+        pts = geometry.apply_affine(s.points, mat).astype(np.float32)
+        mask = s.mask.copy()
+        if aug is not None:
+            crop, pts, mask = aug(crop, pts, mask)
+        x = geometry.crop_to_input(crop, m.channels)
+        target = geometry.to_normalised(pts, m.input_size).astype(np.float32)
+        target[~mask] = 0.0
+        return torch.from_numpy(x), torch.from_numpy(target), torch.from_numpy(mask.astype(bool))
+
+
+def nme_batch(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pair: tuple[int, int]) -> torch.Tensor:
+    """Per-face NME; the crop is a similarity of the image, so crop units give the image NME."""
+    d = torch.linalg.norm(target[:, pair[0]] - target[:, pair[1]], dim=-1).clamp_min(1e-6)
+    err = torch.linalg.norm(pred - target, dim=-1)
+    m = mask.to(err.dtype)
+    return (err * m).sum(-1) / m.sum(-1).clamp_min(1.0) / d
+
+
+# ---------------------------------------------------------------- run
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write then rename, so a run killed mid-write never leaves a corrupt checkpoint."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_samples(specs: list[DatasetSpec], cfg: TrainConfig) -> tuple[list[Sample], CleaningReport]:
+    samples: list[Sample] = []
+    report = CleaningReport(policy=cfg.data.policy)
+    for spec in specs:
+        if spec.scheme is None:
+            spec = DatasetSpec(spec.path, spec.format, spec.images, cfg.data.scheme)
+        s, r = load_dataset(spec, policy=cfg.data.policy)
+        samples += s
+        report = report.merge(r)
+    return samples, report
+
+
+def _make_optimizer(model: nn.Module, o: OptimConfig) -> torch.optim.Optimizer:
+    if o.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _make_scheduler(opt: torch.optim.Optimizer, o: OptimConfig, steps_per_epoch: int):
+    if o.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=o.plateau_factor, patience=o.plateau_patience)
+    if o.scheduler == "cosine":
+        total = max(1, o.epochs * steps_per_epoch)
+        warm = o.warmup_epochs * steps_per_epoch
+
+        def f(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, f)
+    return None
+
+
+def evaluate_loader(model: nn.Module, loader: DataLoader, loss_fn: Loss, pair: tuple[int, int]) -> tuple[float, float]:
+    model.eval()
+    losses, nmes = [], []
+    with torch.no_grad():
+        for x, t, m in loader:
+            p = model(x)["points"]
+            losses.append(float(loss_fn(p, t, m)) * len(x))
+            nmes.append(nme_batch(p, t, m, pair))
+    n = len(loader.dataset)
+    return sum(losses) / max(n, 1), float(torch.cat(nmes).mean()) if nmes else float("nan")
+
+
+def plot_history(rows: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [r["train_loss"] for r in rows], label="train")
+    a.plot(ep, [r["val_loss"] for r in rows], label="validation")
+    a.set_yscale("log")
+    a.set_xlabel("epoch")
+    a.set_ylabel("loss")
+    a.legend()
+    b.plot(ep, [100 * r["val_nme"] for r in rows], color="tab:red")
+    b.set_xlabel("epoch")
+    b.set_ylabel("validation NME (%)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def checkpoint_payload(model: nn.Module, cfg: TrainConfig, scheme: PointScheme, **extra: Any) -> dict[str, Any]:
+    m = cfg.model
+    return {
+        "model_name": m.name,
+        "model_kwargs": dict(m.kwargs),
+        "state_dict": model.state_dict(),
+        "config": asdict(cfg),
+        "scheme": scheme.to_dict(),
+        "normalisation": {"input_size": m.input_size, "channels": m.channels, "context": m.context,
+                          "pixels": "uint8/255 -> [0,1]", "points": "(crop_px + 0.5) / input_size"},
+        **extra,
+    }
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train as configured; returns the path of the best checkpoint (by validation NME)."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    scheme = load_scheme(cfg.data.scheme)
+    if not cfg.data.train:
+        raise ValueError("config has no training data (data.train)")
+
+    train_samples, report = load_samples(cfg.data.train, cfg)
+    if cfg.data.val:
+        val_samples, vreport = load_samples(cfg.data.val, cfg)
+        report = report.merge(vreport)
+    else:
+        train_samples, val_samples = split_by_group(train_samples, cfg.data.val_fraction, cfg.seed)
+    if cfg.max_train_samples:
+        train_samples = train_samples[: cfg.max_train_samples]
+        val_samples = val_samples[: max(8, cfg.max_train_samples // 4)]
+    (out / "cleaning_report.txt").write_text(report.summary() + "\n", encoding="utf-8")
+    if progress:
+        print(report.summary())
+        print(f"train faces: {len(train_samples)}, validation faces: {len(val_samples)}")
+    save_config(cfg, out / "config.yaml")
+
+    m = cfg.model
+    model = build_model(m.name, scheme.num_points, m.input_size, m.channels, **m.kwargs)
+    o = cfg.optim
+    loss_fn = LOSSES[o.loss]
+    g = torch.Generator().manual_seed(cfg.seed)
+    train_loader = DataLoader(
+        LandmarkDataset(train_samples, cfg, scheme, train=True), batch_size=o.batch_size, shuffle=True,
+        num_workers=cfg.workers, generator=g, drop_last=len(train_samples) > o.batch_size,
+        persistent_workers=False,
+    )
+    val_loader = DataLoader(LandmarkDataset(val_samples, cfg, scheme, train=False), batch_size=64, num_workers=0)
+    opt = _make_optimizer(model, o)
+    sched = _make_scheduler(opt, o, len(train_loader))
+
+    start_epoch, best, stale, rows = 1, float("inf"), 0, []
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.exists():
+        ck = torch.load(last_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("scheduler"):
+            sched.load_state_dict(ck["scheduler"])
+        start_epoch, best, stale, rows = ck["epoch"] + 1, ck["best_nme"], ck["stale"], ck["history"]
+        torch.set_rng_state(ck["torch_rng"])
+        g.set_state(ck["loader_rng"])
+        if progress:
+            print(f"resumed from {last_path} at epoch {start_epoch}")
+    elif resume and progress:
+        print(f"no checkpoint at {last_path}; starting fresh")
+    if progress:
+        print(f"model {m.name}: {count_parameters(model):,} parameters")
+
+    for epoch in range(start_epoch, o.epochs + 1):
+        t0 = time.time()
+        model.train()
+        total, n = 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{o.epochs}", disable=not progress, leave=False)
+        for x, t, mk in bar:
+            loss = total_loss(model(x), t, mk, o)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if o.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+            opt.step()
+            if o.scheduler == "cosine":
+                sched.step()
+            total += float(loss.detach()) * len(x)
+            n += len(x)
+            bar.set_postfix(loss=f"{total / n:.5f}")
+        val_loss, val_nme = evaluate_loader(model, val_loader, loss_fn, scheme.normalise)
+        if o.scheduler == "plateau":
+            sched.step(val_loss)
+        row = {"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": val_loss, "val_nme": val_nme,
+               "lr": opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+        rows.append(row)
+        improved = val_nme < best
+        best, stale = (val_nme, 0) if improved else (best, stale + 1)
+        payload = checkpoint_payload(model, cfg, scheme, epoch=epoch, best_nme=best, val_nme=val_nme,
+                                     history=rows, stale=stale)
+        if improved:
+            atomic_save(payload, best_path)
+        payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None,
+                       torch_rng=torch.get_rng_state(), loader_rng=g.get_state())
+        atomic_save(payload, last_path)
+        _write_history(rows, out)
+        if progress:
+            tqdm.write(f"epoch {epoch}: train {row['train_loss']:.5f} val {val_loss:.5f} "
+                       f"NME {100 * val_nme:.2f}% lr {row['lr']:.2e} ({row['seconds']:.0f}s){' *' if improved else ''}")
+        if o.early_stopping and stale >= o.early_stopping:
+            if progress:
+                print(f"early stopping: no improvement for {stale} epochs")
+            break
+    return best_path
+
+
+def _write_history(rows: list[dict], out: Path) -> None:
+    with open(out / "history.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    plot_history(rows, out / "history.png")
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from a checkpoint alone (architecture, scheme and normalisation are inside)."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    norm = ck["normalisation"]
+    scheme = load_scheme_dict(ck["scheme"])
+    model = build_model(ck["model_name"], scheme.num_points, norm["input_size"], norm["channels"], **ck["model_kwargs"])
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    return model, ck
+
+
+def load_scheme_dict(d: dict) -> PointScheme:
+    from facepoints.schemes import scheme_from_dict
+
+    return scheme_from_dict(d)
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    return load_config(TrainConfig, path, overrides)
+
+
+def predict_checkpoint(
+    path: str | Path, images: list[np.ndarray], boxes: list[np.ndarray], batch_size: int = 64
+) -> tuple[np.ndarray, str, PointScheme]:
+    """Image-pixel points from a checkpoint, with the same crop and denormalisation as the ONNX runtime."""
+    model, ck = load_checkpoint(path)
+    norm = ck["normalisation"]
+    size, ch, ctx = norm["input_size"], norm["channels"], norm["context"]
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            xs, mats = [], []
+            for img, box in zip(images[i:i + batch_size], boxes[i:i + batch_size]):
+                x, mat = geometry.prepare_input(img, box, size, ctx, ch)
+                xs.append(x)
+                mats.append(mat)
+            pts = model(torch.from_numpy(np.stack(xs)))["points"].numpy()
+            for p, mat, img in zip(pts, mats, images[i:i + batch_size]):
+                q = geometry.apply_affine(geometry.from_normalised(p, size), geometry.invert_affine(mat))
+                out.append(geometry.clip_to_image(q, img.shape[1], img.shape[0]))
+    return np.stack(out), str(ck["config"].get("name", Path(path).stem)), load_scheme_dict(ck["scheme"])

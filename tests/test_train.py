@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facepoints.config import ConfigError, load_config
+from facepoints.data import write_pts
+from facepoints.models import MODELS, build_model
+from facepoints.schemes import load_scheme
+from facepoints.train import (
+    LOSSES,
+    LandmarkDataset,
+    TrainConfig,
+    load_checkpoint,
+    load_train_config,
+    nme_batch,
+    predict_checkpoint,
+    train,
+)
+from tests.conftest import synthetic_face
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pts_dataset(folder: Path, n: int = 24) -> Path:
+    """Synthetic faces at random positions/scales, saved as images + .pts (the real format)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img, pts = synthetic_face(128, seed=i)
+        canvas = np.full((160, 160, 3), 40, np.uint8)
+        dx, dy = rng.integers(0, 32, 2)
+        canvas[dy:dy + 128, dx:dx + 128] = img
+        Image.fromarray(canvas).save(folder / f"face{i:02d}.png")
+        write_pts(folder / f"face{i:02d}.pts", pts + [dx, dy])
+    return folder
+
+
+def _tiny_config(tmp: Path, data: Path, **over) -> TrainConfig:
+    overrides = [f"data.train=[{{path: {data}, format: ibug-pts}}]", "data.val_fraction=0.25",
+                 f"out_dir={tmp / 'run'}", "model.input_size=32", "model.kwargs={widths: [8, 16], hidden: [32]}",
+                 "optim.batch_size=8", "optim.lr=3e-3", "workers=0", "augment.blur_p=0", "threads=1"]
+    overrides += [f"{k}={v}" for k, v in over.items()]
+    return load_train_config(ROOT / "configs" / "seed_baseline.yaml", overrides)
+
+
+def test_seed_config_is_the_seed_recipe() -> None:
+    cfg = load_train_config(ROOT / "configs" / "seed_baseline.yaml")
+    o = cfg.optim
+    assert (o.optimizer, o.lr, o.weight_decay, o.batch_size, o.epochs, o.scheduler, o.loss) == (
+        "adam", 1e-4, 1e-5, 32, 50, "plateau", "mse")
+    assert cfg.model.name == "baseline" and cfg.augment.rotate == 15.0 and cfg.augment.flip > 0
+    assert cfg.augment.brightness_contrast_p > 0 and cfg.augment.blur_p > 0 and cfg.augment.shift_scale_rotate_p > 0
+
+
+def test_config_overrides_and_typos(tmp_path: Path) -> None:
+    cfg = load_train_config(ROOT / "configs" / "seed_baseline.yaml", ["optim.lr=3e-4", "model.input_size=48"])
+    assert cfg.optim.lr == 3e-4 and isinstance(cfg.optim.lr, float) and cfg.model.input_size == 48
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_train_config(None, ["optim.lrr=1"])
+    with pytest.raises(ConfigError):
+        load_train_config(None, ["optim.scheduler=sometimes"])
+    with pytest.raises(ConfigError):
+        load_config(TrainConfig, None, ["noequals"])
+
+
+def test_model_registry_contract() -> None:
+    assert "baseline" in MODELS
+    m = build_model("baseline", 68, 64, 1)
+    out = m(torch.rand(3, 1, 64, 64))
+    assert out["points"].shape == (3, 68, 2)
+    with pytest.raises(KeyError):
+        build_model("nope", 68, 64, 1)
+
+
+def test_masked_points_do_not_enter_the_loss() -> None:
+    pred = torch.rand(2, 5, 2)
+    target = pred.clone()
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    target[0, 3] += 10.0  # a huge error on a masked point
+    mask[0, 3] = False
+    for name, fn in LOSSES.items():
+        assert float(fn(pred, target, mask)) == pytest.approx(0.0, abs=1e-7), name
+        mask[0, 3] = True
+        assert float(fn(pred, target, mask)) > 0.1, name
+        mask[0, 3] = False
+    pred.requires_grad_(True)
+    LOSSES["mse"](pred, target + 0.1, mask).backward()
+    assert float(pred.grad[0, 3].abs().sum()) == 0.0
+
+
+def test_nme_batch_hand_computed() -> None:
+    t = torch.zeros(1, 3, 2)
+    t[0, 1] = torch.tensor([10.0, 0.0])
+    p = t.clone()
+    p[0, 2] += torch.tensor([3.0, 4.0])  # error 5 on one of three points
+    nme = nme_batch(p, t, torch.ones(1, 3, dtype=torch.bool), (0, 1))
+    assert float(nme) == pytest.approx(5 / 3 / 10)
+
+
+def test_dataset_targets_match_points(tmp_path: Path) -> None:
+    data = _pts_dataset(tmp_path / "data", n=4)
+    cfg = _tiny_config(tmp_path, data, **{"model.input_size": 64})
+    from facepoints.data import load_dataset
+
+    samples, _ = load_dataset(str(data), progress=False)
+    ds = LandmarkDataset(samples, cfg, load_scheme("ibug68"), train=False)
+    x, t, m = ds[0]
+    assert x.shape == (1, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert m.all() and t.shape == (68, 2)
+    # the image-left eye (blue in the synthetic face) is where the target says
+    img = samples[0].image
+    ex, ey = samples[0].points[36:42].mean(0).round().astype(int)
+    assert img[ey, ex, 2] > 150 and img[ey, ex, 0] < 80
+    assert 0.1 < float(t[:, 0].min()) and float(t[:, 0].max()) < 0.9
+
+
+def test_short_training_run_loss_falls_and_resumes(tmp_path: Path) -> None:
+    data = _pts_dataset(tmp_path / "data", n=24)
+    cfg = _tiny_config(tmp_path, data, **{"optim.epochs": 6})
+    best = train(cfg, progress=False)
+    out = Path(cfg.out_dir)
+    rows = (out / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 7
+    losses = [float(r.split(",")[1]) for r in rows[1:]]
+    assert losses[-1] < 0.5 * losses[0]
+    assert (out / "history.png").stat().st_size > 1000 and (out / "config.yaml").exists()
+    assert "records" in (out / "cleaning_report.txt").read_text()
+    model, ck = load_checkpoint(best)
+    assert ck["scheme"]["name"] == "ibug68" and ck["normalisation"]["input_size"] == 32
+    assert ck["config"]["optim"]["epochs"] == 6 and not list(out.glob("*.tmp"))
+
+    cfg2 = _tiny_config(tmp_path, data, **{"optim.epochs": 8})
+    train(cfg2, resume=True, progress=False)
+    rows2 = (out / "history.csv").read_text().strip().splitlines()
+    assert len(rows2) == 9 and rows2[1:7] == rows[1:]  # epochs 1-6 kept, 7-8 added
+
+    from facepoints.data import load_dataset
+
+    samples, _ = load_dataset(str(data), progress=False)
+    from facepoints.geometry import tight_box
+
+    pred, _, scheme = predict_checkpoint(best, [s.image for s in samples[:3]], [tight_box(s.points) for s in samples[:3]])
+    assert pred.shape == (3, 68, 2) and scheme.name == "ibug68"
+    assert (pred >= -0.5).all() and (pred[..., 0] <= 159.5).all()
+
+
+def test_training_is_reproducible(tmp_path: Path) -> None:
+    data = _pts_dataset(tmp_path / "data", n=12)
+    a = train(_tiny_config(tmp_path / "a", data, **{"optim.epochs": 2}), progress=False)
+    b = train(_tiny_config(tmp_path / "b", data, **{"optim.epochs": 2}), progress=False)
+    sa = torch.load(a, weights_only=False)["state_dict"]
+    sb = torch.load(b, weights_only=False)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_early_stopping(tmp_path: Path) -> None:
+    data = _pts_dataset(tmp_path / "data", n=12)
+    cfg = _tiny_config(tmp_path, data, **{"optim.epochs": 30, "optim.early_stopping": 1, "optim.lr": 0.0})
+    train(cfg, progress=False)
+    rows = (Path(cfg.out_dir) / "history.csv").read_text().strip().splitlines()
+    assert len(rows) - 1 < 30
