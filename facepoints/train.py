@@ -8,6 +8,7 @@ normalisation, so a checkpoint alone is enough to evaluate or export it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import random
@@ -20,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from facepoints import geometry
@@ -278,11 +279,38 @@ def checkpoint_payload(model: nn.Module, cfg: TrainConfig, scheme: PointScheme, 
     }
 
 
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size); under ``torchrun`` joins the process group (gloo on CPU, NCCL on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha1()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train as configured; returns the path of the best checkpoint (by validation NME)."""
+    """Train as configured; returns the path of the best checkpoint (by validation NME).
+
+    Under ``torchrun --nproc_per_node N`` each rank trains on its own shard of
+    every epoch (DistributedSampler) and DDP averages gradients; rank 0 alone
+    writes logs and checkpoints.
+    """
+    rank, world = init_distributed()
+    progress = progress and rank == 0
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed + rank)  # ranks augment differently; DDP broadcasts rank 0's initial weights
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     scheme = load_scheme(cfg.data.scheme)
@@ -302,16 +330,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if progress:
         print(report.summary())
         print(f"train faces: {len(train_samples)}, validation faces: {len(val_samples)}")
-    save_config(cfg, out / "config.yaml")
+    if rank == 0:
+        save_config(cfg, out / "config.yaml")
 
     m = cfg.model
     model = build_model(m.name, scheme.num_points, m.input_size, m.channels, **m.kwargs)
+    core = model  # the unwrapped model: what checkpoints and validation use
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model)
     o = cfg.optim
     loss_fn = LOSSES[o.loss]
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
+    train_ds = LandmarkDataset(train_samples, cfg, scheme, train=True)
+    sampler = DistributedSampler(train_ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
     train_loader = DataLoader(
-        LandmarkDataset(train_samples, cfg, scheme, train=True), batch_size=o.batch_size, shuffle=True,
-        num_workers=cfg.workers, generator=g, drop_last=len(train_samples) > o.batch_size,
+        train_ds, batch_size=o.batch_size, shuffle=sampler is None, sampler=sampler,
+        num_workers=cfg.workers, generator=g, drop_last=len(train_samples) > o.batch_size * world,
         persistent_workers=False,
     )
     val_loader = DataLoader(LandmarkDataset(val_samples, cfg, scheme, train=False), batch_size=64, num_workers=0)
@@ -322,7 +356,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.exists():
         ck = torch.load(last_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["state_dict"])
+        core.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         if sched is not None and ck.get("scheduler"):
             sched.load_state_dict(ck["scheduler"])
@@ -334,11 +368,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     elif resume and progress:
         print(f"no checkpoint at {last_path}; starting fresh")
     if progress:
-        print(f"model {m.name}: {count_parameters(model):,} parameters")
+        print(f"model {m.name}: {count_parameters(core):,} parameters" + (f", {world} processes" if world > 1 else ""))
 
+    seen: list[str] = []
     for epoch in range(start_epoch, o.epochs + 1):
         t0 = time.time()
         model.train()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            if epoch == start_epoch:
+                seen = [train_samples[i].source for i in sampler]
         total, n = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{o.epochs}", disable=not progress, leave=False)
         for x, t, mk in bar:
@@ -353,7 +392,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             total += float(loss.detach()) * len(x)
             n += len(x)
             bar.set_postfix(loss=f"{total / n:.5f}")
-        val_loss, val_nme = evaluate_loader(model, val_loader, loss_fn, scheme.normalise)
+        val_loss, val_nme = evaluate_loader(core, val_loader, loss_fn, scheme.normalise)
         if o.scheduler == "plateau":
             sched.step(val_loss)
         row = {"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": val_loss, "val_nme": val_nme,
@@ -361,14 +400,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         rows.append(row)
         improved = val_nme < best
         best, stale = (val_nme, 0) if improved else (best, stale + 1)
-        payload = checkpoint_payload(model, cfg, scheme, epoch=epoch, best_nme=best, val_nme=val_nme,
-                                     history=rows, stale=stale)
-        if improved:
-            atomic_save(payload, best_path)
-        payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None,
-                       torch_rng=torch.get_rng_state(), loader_rng=g.get_state())
-        atomic_save(payload, last_path)
-        _write_history(rows, out)
+        if rank == 0:
+            payload = checkpoint_payload(core, cfg, scheme, epoch=epoch, best_nme=best, val_nme=val_nme,
+                                         history=rows, stale=stale)
+            if improved:
+                atomic_save(payload, best_path)
+            payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched else None,
+                           torch_rng=torch.get_rng_state(), loader_rng=g.get_state())
+            atomic_save(payload, last_path)
+            _write_history(rows, out)
         if progress:
             tqdm.write(f"epoch {epoch}: train {row['train_loss']:.5f} val {val_loss:.5f} "
                        f"NME {100 * val_nme:.2f}% lr {row['lr']:.2e} ({row['seconds']:.0f}s){' *' if improved else ''}")
@@ -376,7 +416,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             if progress:
                 print(f"early stopping: no improvement for {stale} epochs")
             break
+    if world > 1:
+        _finish_distributed(core, out, rank, world, seen)
     return best_path
+
+
+def _finish_distributed(core: nn.Module, out: Path, rank: int, world: int, seen: list[str]) -> None:
+    """Each rank records its first-epoch shard and a digest of its final weights (they must all agree)."""
+    import json
+
+    import torch.distributed as dist
+
+    (out / "ranks").mkdir(exist_ok=True)
+    info = {"rank": rank, "world_size": world, "first_epoch_samples": seen, "weights_sha1": _weights_digest(core)}
+    (out / "ranks" / f"rank{rank}.json").write_text(json.dumps(info), encoding="utf-8")
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def _write_history(rows: list[dict], out: Path) -> None:

@@ -164,3 +164,30 @@ def test_early_stopping(tmp_path: Path) -> None:
     train(cfg, progress=False)
     rows = (Path(cfg.out_dir) / "history.csv").read_text().strip().splitlines()
     assert len(rows) - 1 < 30
+
+
+def test_distributed_two_processes_shard_data_and_agree(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    data = _pts_dataset(tmp_path / "data", n=20)
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "facepoints.cli", "train", str(ROOT / "configs" / "seed_baseline.yaml"),
+           "-o", f"data.train=[{{path: {data}, format: ibug-pts}}]", "-o", "data.val_fraction=0.25",
+           "-o", f"out_dir={run}", "-o", "model.input_size=32", "-o", "model.kwargs={widths: [8, 16], hidden: [32]}",
+           "-o", "optim.batch_size=4", "-o", "optim.epochs=2", "-o", "workers=0", "-o", "threads=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                                  "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = json.loads((run / "ranks" / "rank0.json").read_text())
+    r1 = json.loads((run / "ranks" / "rank1.json").read_text())
+    assert r0["world_size"] == r1["world_size"] == 2
+    s0, s1 = set(r0["first_epoch_samples"]), set(r1["first_epoch_samples"])
+    assert s0 and s1 and not s0 & s1  # each rank trained on its own shard
+    assert r0["weights_sha1"] == r1["weights_sha1"]  # and they ended with identical weights
+    model, _ = load_checkpoint(run / "last.pt")
+    from facepoints.train import _weights_digest
+
+    assert _weights_digest(model) == r0["weights_sha1"]

@@ -1,0 +1,161 @@
+"""Accuracy of the shipped models (and dlib, when installed) on the same faces, in one run.
+
+    python benchmarks/accuracy.py [--models seed_baseline default] [--no-dlib]
+
+Boxes are the tight ground-truth boxes. dlib's 68-point predictor expects
+boxes from its own HOG detector, so for a fair comparison the tight box is
+mapped to dlib's box convention by a linear map fitted on *training* faces
+(YouTube-Faces training + HELEN), never on the test faces. Writes
+benchmarks/results/accuracy.{md,json} and a CED plot per dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from facepoints.data import Sample, load_dataset
+from facepoints.evaluate import EvalResult, compute_metrics, markdown_table, plot_ced, plot_extremes
+from facepoints.geometry import tight_box
+from facepoints.schemes import load_scheme
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+TEST_SETS = {
+    "youtube-test": DATA / "youtube-faces-68" / "test_frames_keypoints.csv",
+    "afw": DATA / "300w-68" / "afw",
+}
+TRAIN_SETS = [DATA / "youtube-faces-68" / "training_frames_keypoints.csv", DATA / "300w-68" / "helen" / "trainset"]
+
+
+def _box_params(box: np.ndarray) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
+
+
+class DlibReference:
+    """dlib's 68-point shape predictor (from face-recognition-models), fed with mapped boxes."""
+
+    def __init__(self, train_samples: list[Sample]) -> None:
+        import dlib
+
+        folder = Path(importlib.util.find_spec("face_recognition_models").submodule_search_locations[0])
+        self.dlib = dlib
+        self.predictor = dlib.shape_predictor(str(folder / "models" / "shape_predictor_68_face_landmarks.dat"))
+        self.detector = dlib.get_frontal_face_detector()
+        self.coef, self.fit_info = self._fit_box_map(train_samples)
+
+    def _fit_box_map(self, samples: list[Sample]) -> tuple[np.ndarray, dict]:
+        """Least squares: dlib box (cx, cy, w, h) from the tight box, in units of the tight box size."""
+        rows, targets = [], []
+        for s in tqdm(samples, desc="fitting dlib box map", leave=False):
+            tb = _box_params(tight_box(s.points, s.mask))
+            dets = self.detector(s.image, 1)
+            best = None
+            for d in dets:
+                db = _box_params(np.array([d.left(), d.top(), d.right(), d.bottom()], float))
+                if abs(db[0] - tb[0]) < 0.3 * tb[2] and abs(db[1] - tb[1]) < 0.3 * tb[3]:
+                    best = db
+            if best is None:
+                continue
+            rows.append(tb)
+            targets.append(best)
+        a, b = np.array(rows), np.array(targets)
+        # dlib centre = tight centre + (ax * w, ay * h); dlib size = s * tight size
+        ax = np.median((b[:, 0] - a[:, 0]) / a[:, 2])
+        ay = np.median((b[:, 1] - a[:, 1]) / a[:, 3])
+        sw = np.sum(b[:, 2] * a[:, 2]) / np.sum(a[:, 2] ** 2)
+        sh = np.sum(b[:, 3] * a[:, 3]) / np.sum(a[:, 3] ** 2)
+        info = {"faces_used": len(a), "faces_tried": len(samples), "ax": ax, "ay": ay, "sw": sw, "sh": sh}
+        return np.array([ax, ay, sw, sh]), info
+
+    def to_dlib_box(self, box: np.ndarray):
+        cx, cy, w, h = _box_params(box)
+        ax, ay, sw, sh = self.coef
+        cx, cy, w, h = cx + ax * w, cy + ay * h, sw * w, sh * h
+        return self.dlib.rectangle(int(round(cx - w / 2)), int(round(cy - h / 2)),
+                                   int(round(cx + w / 2)), int(round(cy + h / 2)))
+
+    def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        out = []
+        for box in boxes:
+            shape = self.predictor(image, self.to_dlib_box(box))
+            out.append([[p.x, p.y] for p in shape.parts()])
+        return np.asarray(out, dtype=np.float64)
+
+
+def run_method(name: str, predict, samples: list[Sample]) -> tuple[np.ndarray, float]:
+    t = time.perf_counter()
+    pred = np.stack([predict(s.image, tight_box(s.points, s.mask)[None])[0]
+                     for s in tqdm(samples, desc=name, leave=False)])
+    return pred, (time.perf_counter() - t) / len(samples) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["seed_baseline", "default"], help="shipped names or .onnx paths")
+    ap.add_argument("--no-dlib", action="store_true")
+    ap.add_argument("--fit-faces", type=int, default=600, help="training faces used to fit dlib's box map")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+
+    import facepoints
+
+    scheme = load_scheme("ibug68")
+    tests = {k: load_dataset(str(v), progress=False)[0] for k, v in TEST_SETS.items()}
+    methods = {}
+    for m in args.models:
+        model = facepoints.load(m, threads=1)
+        methods[str(model.meta.get("name", m))] = model.landmarks
+    notes = []
+    if not args.no_dlib:
+        if importlib.util.find_spec("dlib") is None:
+            notes.append("dlib not installed (pip install -e '.[bench]'): skipped")
+        else:
+            train = []
+            for p in TRAIN_SETS:
+                s, _ = load_dataset(str(p), progress=False)
+                train += s[:: max(1, len(s) // (args.fit_faces // len(TRAIN_SETS)))]
+            ref = DlibReference(train)
+            notes.append("dlib box map (fitted on training faces, HOG detections matched to tight boxes): "
+                         + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in ref.fit_info.items()))
+            methods["dlib"] = ref.landmarks
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: list[EvalResult] = []
+    timing = {}
+    for ds, samples in tests.items():
+        per_ds = []
+        gt = np.stack([s.points for s in samples])
+        mask = np.stack([s.mask for s in samples])
+        for name, fn in methods.items():
+            pred, ms = run_method(f"{name} on {ds}", fn, samples)
+            timing[(name, ds)] = ms
+            r = compute_metrics(pred, gt, mask, scheme, name=name, dataset=ds, sources=[s.source for s in samples])
+            per_ds.append(r)
+            plot_extremes(samples, pred, r.errors, args.out / f"accuracy_{ds}_{name}_extremes.png", scheme=scheme)
+        plot_ced(per_ds, args.out / f"accuracy_{ds}_ced.png", title=f"CED on {ds} ({len(samples)} faces)")
+        results += per_ds
+
+    table = markdown_table(results)
+    text = ["# Accuracy (boxes = tight ground-truth boxes)", "",
+            "Command: `python benchmarks/accuracy.py`", "", table, "",
+            "NME: mean point error / outer-eye-corner distance (points 36, 45). FR: faces with NME > 10 %.", ""]
+    text += [f"- {n}" for n in notes]
+    text += ["", "CED plots: " + ", ".join(f"`accuracy_{ds}_ced.png`" for ds in tests)]
+    (args.out / "accuracy.md").write_text("\n".join(text) + "\n", encoding="utf-8")
+    (args.out / "accuracy.json").write_text(json.dumps({"results": [r.to_dict() for r in results], "notes": notes},
+                                                       indent=1), encoding="utf-8")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()

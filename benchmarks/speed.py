@@ -1,0 +1,146 @@
+"""Speed of the landmark step (box given, detector excluded) and of the whole pipeline, against dlib.
+
+    python benchmarks/speed.py [--models default seed_baseline] [--repeats 300]
+
+Every figure comes from this one run, so ratios to dlib are fair even on a
+busy machine. Torch rows need the training checkpoints (checkpoints/*.pt) and
+torch installed; dlib rows need the [bench] extra. Writes benchmarks/results/speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facepoints.data import load_dataset
+from facepoints.geometry import tight_box
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def per_call_ms(fn, repeats: int, warmup: int = 20) -> float:
+    """Median of 5 blocks of calls: robust to the other core's bursts."""
+    for _ in range(warmup):
+        fn()
+    blocks = []
+    per_block = max(1, repeats // 5)
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(per_block):
+            fn()
+        blocks.append((time.perf_counter() - t) / per_block * 1000)
+    return statistics.median(blocks)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["default", "seed_baseline"])
+    ap.add_argument("--repeats", type=int, default=300)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+
+    import facepoints
+
+    samples, _ = load_dataset(str(DATA / "300w-68" / "afw"), progress=False)
+    faces = samples[:64]
+    one = faces[0]
+    box = tight_box(one.points)[None]
+    rows: list[dict] = []
+    dlib_ms = None
+
+    if importlib.util.find_spec("dlib") is not None:
+        import dlib
+
+        folder = Path(importlib.util.find_spec("face_recognition_models").submodule_search_locations[0])
+        pred = dlib.shape_predictor(str(folder / "models" / "shape_predictor_68_face_landmarks.dat"))
+        x0, y0, x1, y1 = box[0].round().astype(int)
+        rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+        img = np.ascontiguousarray(one.image)
+        dlib_ms = per_call_ms(lambda: pred(img, rect), args.repeats)
+        rows.append({"method": "dlib shape_predictor_68", "runtime": "dlib (C++)", "threads": 1,
+                     "ms_per_face_b1": dlib_ms, "faces_per_s_b32": 1000 / dlib_ms})
+
+    for name in args.models:
+        for threads in (1, 2):
+            model = facepoints.load(name, threads=threads)
+            x = np.random.default_rng(0).random((1, model.channels, model.input_size, model.input_size),
+                                                dtype=np.float32)
+            sess = model._session
+            net_ms = per_call_ms(lambda: sess.run(None, {"image": x}), args.repeats)
+            step_ms = per_call_ms(lambda: model.landmarks(one.image, box), args.repeats)
+            xb = np.repeat(x, 32, axis=0)
+            b32 = per_call_ms(lambda: sess.run(None, {"image": xb}), max(10, args.repeats // 10), warmup=3)
+            rows.append({"method": name, "runtime": "onnxruntime", "threads": threads, "net_ms_b1": net_ms,
+                         "ms_per_face_b1": step_ms, "faces_per_s_b32": 32000 / b32})
+        ck = ROOT / "checkpoints" / f"{name}.pt"
+        if ck.exists() and importlib.util.find_spec("torch") is not None:
+            import torch
+
+            from facepoints.train import load_checkpoint
+
+            net, meta = load_checkpoint(ck)
+            size, ch = meta["normalisation"]["input_size"], meta["normalisation"]["channels"]
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                xt = torch.rand(1, ch, size, size)
+                xb = torch.rand(32, ch, size, size)
+                with torch.inference_mode():
+                    ms = per_call_ms(lambda: net(xt), args.repeats)
+                    b32 = per_call_ms(lambda: net(xb), max(10, args.repeats // 10), warmup=3)
+                rows.append({"method": name, "runtime": "torch", "threads": threads, "net_ms_b1": ms,
+                             "ms_per_face_b1": float("nan"), "faces_per_s_b32": 32000 / b32})
+
+    # end to end: a 640x480 photo with one face, detection + landmarks
+    canvas = np.full((480, 640, 3), 110, np.uint8)
+    face = samples[5].image
+    h, w = face.shape[:2]
+    s = min(300 / h, 300 / w)
+    import cv2
+
+    small = cv2.resize(face, (int(w * s), int(h * s)))
+    canvas[90:90 + small.shape[0], 170:170 + small.shape[1]] = small
+    e2e = []
+    for name in args.models[:1]:
+        model = facepoints.load(name, threads=1)
+        n_faces = len(model.detect(canvas))
+        det_ms = per_call_ms(lambda: model.detector.detect(canvas), 30, warmup=3)
+        total_ms = per_call_ms(lambda: model.detect(canvas), 30, warmup=3)
+        e2e.append({"model": name, "faces_found": n_faces, "detector_ms": det_ms, "total_ms": total_ms,
+                    "landmarks_ms": total_ms - det_ms})
+
+    lines = ["# Speed", "", "Command: `python benchmarks/speed.py`", "",
+             f"Machine: {os.cpu_count()} CPU cores; another job may share them, so compare ratios within this run.", "",
+             "| method | runtime | threads | network ms (b=1) | landmark step ms/face (b=1) | faces/s (b=32) | "
+             "step vs dlib |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = (f"{r['ms_per_face_b1'] / dlib_ms:.2f}x" if dlib_ms and np.isfinite(r["ms_per_face_b1"]) else "")
+        net = f"{r['net_ms_b1']:.3f}" if "net_ms_b1" in r else ""
+        step = f"{r['ms_per_face_b1']:.3f}" if np.isfinite(r["ms_per_face_b1"]) else ""
+        lines.append(f"| {r['method']} | {r['runtime']} | {r['threads']} | {net} | {step} | "
+                     f"{r['faces_per_s_b32']:.0f} | {ratio} |")
+    lines += ["", "Landmark step = crop + network + mapping back to the image, box given (as dlib's row).", "",
+              "## End to end, 640x480 photo with one face (1 thread)", "",
+              "| model | faces found | detector ms | landmarks ms | total ms |", "|---|---:|---:|---:|---:|"]
+    for r in e2e:
+        lines.append(f"| {r['model']} | {r['faces_found']} | {r['detector_ms']:.1f} | {r['landmarks_ms']:.1f} | "
+                     f"{r['total_ms']:.1f} |")
+    if e2e:
+        lines += ["", "The Haar face detector dominates the end-to-end time." if e2e[0]["detector_ms"] >
+                  e2e[0]["landmarks_ms"] else "The landmark step dominates the end-to-end time."]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (args.out / "speed.json").write_text(json.dumps({"rows": rows, "end_to_end": e2e}, indent=1), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
