@@ -23,7 +23,7 @@ import numpy as np
 
 from facepoints.data import Sample
 from facepoints.geometry import apply_affine, crop_matrix, tight_box, warp_crop
-from facepoints.schemes import PointScheme
+from facepoints.schemes import PointScheme, SchemeError
 
 __all__ = ["AugmentConfig", "Augmenter", "build_augmenter", "jitter_box", "preview_grid"]
 
@@ -195,7 +195,11 @@ def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> A
     Raises ``SchemeError`` when ``cfg.flip > 0`` and the scheme has no flip
     table: flipping without swapping labels would teach mirrored points.
     """
-    flip_index = scheme.flip_permutation() if cfg.flip > 0 else None
+    try:
+        flip_index = scheme.flip_permutation() if cfg.flip > 0 else None
+    except SchemeError as e:
+        raise SchemeError(f"{e}: add flip_pairs to the scheme's YAML file, or set augment.flip: 0 "
+                          f"(-o augment.flip=0)") from None
     flip_seed, album_seed = _split_seed(seed)
     transforms = _pipeline_transforms(cfg)
     pipeline = None

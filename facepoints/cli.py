@@ -56,11 +56,21 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/seed_baseline.yaml.")],
     override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key.sub=value; repeatable.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from out_dir/last.pt.")] = False,
+    scheme: Annotated[Optional[str], typer.Option(
+        help="Point scheme: a built-in name or your YAML scheme file (sets data.scheme).")] = None,
 ) -> None:
     """Train a landmark model from a config (progress, CSV/PNG logs, atomic checkpoints)."""
+    from facepoints.augment import build_augmenter
+    from facepoints.schemes import SchemeError, load_scheme
     from facepoints.train import load_train_config, train as run_train
 
     cfg = load_train_config(config, override or [])
+    if scheme is not None:
+        cfg.data.scheme = str(Path(scheme).resolve()) if Path(scheme).is_file() else scheme
+    try:  # before any data is read: a bad scheme or a flip without a flip table fails at once
+        build_augmenter(cfg.augment, load_scheme(cfg.data.scheme))
+    except SchemeError as e:
+        raise typer.BadParameter(str(e), param_hint="--scheme / data.scheme") from None
     best = run_train(cfg, resume=resume)
     typer.echo(f"best checkpoint: {best}")
 
@@ -140,6 +150,168 @@ def models() -> None:
         meta = json.loads((model_dir() / f"{name}.json").read_text(encoding="utf-8"))
         typer.echo(f"{name}: {meta.get('model')} {meta['scheme']['name']} input {meta['input_size']}px; "
                    f"{meta.get('provenance', '')}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model: Annotated[Optional[str], typer.Option(help="Default model: name or .onnx path.")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 10.0,
+    max_megapixels: Annotated[float, typer.Option(help="Largest accepted image, in millions of pixels.")] = 50.0,
+    workers: Annotated[int, typer.Option(help="Images processed at once (CPU jobs); others wait their turn.")] = 2,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve the web page (/) and the REST API (/v1/landmarks, /v1/render; docs at /docs)."""
+    from facepoints.serve import Limits, run
+
+    if max_upload_mb <= 0 or max_megapixels <= 0 or workers < 1:
+        raise typer.BadParameter("--max-upload-mb and --max-megapixels must be > 0, --workers >= 1")
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=int(max_megapixels * 1e6),
+                    workers=workers)
+    typer.echo(f"facepoints: serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
+    run(host, port, model=model, limits=limits, log_level=log_level)
+
+
+# ---------------------------------------------------------------- applications (facepoints.apps)
+
+
+def _load_app_model(model: Optional[str], threads: Optional[int] = None):
+    from facepoints.inference import ModelError, load
+
+    try:
+        return load(model, threads=threads)
+    except ModelError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _finish(summary) -> None:
+    typer.echo(summary.text())
+    if summary.faces == 0:
+        raise typer.Exit(code=1)
+
+
+PhotoPaths = Annotated[list[Path], typer.Argument(help="Photos and/or folders of photos.")]
+ModelOption = Annotated[Optional[str], typer.Option(help="Model name or .onnx path; default: the shipped model.")]
+
+
+@app.command()
+def align(
+    paths: PhotoPaths,
+    out: Annotated[Path, typer.Option(help="Folder for the crops and align.json.")] = Path("facepoints-align"),
+    size: Annotated[int, typer.Option(help="Crop side in pixels (the ArcFace template is scaled to it).")] = 112,
+    model: ModelOption = None,
+) -> None:
+    """Face crops aligned for recognition: 5 points onto the ArcFace 112x112 template, one PNG per face."""
+    from facepoints.apps.run import run_align
+
+    if size < 8:
+        raise typer.BadParameter("--size must be at least 8")
+    _finish(run_align(paths, out, _load_app_model(model), size=size))
+
+
+@app.command()
+def pose(
+    paths: PhotoPaths,
+    out: Annotated[Path, typer.Option(help="Folder for the pictures and pose.json.")] = Path("facepoints-pose"),
+    model: ModelOption = None,
+) -> None:
+    """Head pose of every face (yaw, pitch, roll in degrees; camera assumed, see facepoints.apps.pose) with axes drawn."""
+    from facepoints.apps.run import run_pose
+
+    _finish(run_pose(paths, out, _load_app_model(model)))
+
+
+@app.command()
+def expression(
+    paths: Annotated[list[Path], typer.Argument(help="Photos, folders of photos, and/or videos (for blinks).")],
+    out: Annotated[Path, typer.Option(help="Folder for expression.json (and a JSONL per video).")] = Path(
+        "facepoints-expression"),
+    model: ModelOption = None,
+) -> None:
+    """Eye openness, mouth openness, smile width, brow raise per face; blinks in videos. Geometric cues, not emotions."""
+    from facepoints.apps.run import VIDEO_SUFFIXES, run_expression
+    from facepoints.apps.video import VideoConfig, VideoError, process_video
+
+    lm = _load_app_model(model)
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
+    photos = [p for p in paths if p not in videos]
+    failed = False
+    for v in videos:
+        try:
+            s = process_video(v, None, lm, VideoConfig(draw_points=False), out / f"{v.stem}_expression.jsonl")
+        except VideoError as e:
+            typer.echo(f"skipped {v}: {e}")
+            failed = True
+            continue
+        typer.echo(s.text())
+        failed |= not s.face_frames
+    if photos:
+        _finish(run_expression(photos, out, lm))
+    elif failed or not videos:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def ar(
+    paths: PhotoPaths,
+    effect: Annotated[str, typer.Option(help="glasses or moustache.")] = "glasses",
+    out: Annotated[Path, typer.Option(help="Folder for the pictures.")] = Path("facepoints-ar"),
+    model: ModelOption = None,
+) -> None:
+    """Glasses or a moustache on every face of each photo (placed by the points, turned with the head); writes PNGs."""
+    from facepoints.apps.ar import EFFECTS
+    from facepoints.apps.run import run_ar
+
+    if effect not in EFFECTS:
+        raise typer.BadParameter(f"--effect must be one of {', '.join(sorted(EFFECTS))}")
+    _finish(run_ar(paths, out, _load_app_model(model), effect))
+
+
+@app.command()
+def video(
+    src: Annotated[str, typer.Argument(help="Video file, or a camera: 0 or webcam:0.")],
+    dst: Annotated[Optional[Path], typer.Argument(help="Annotated output video (.mp4 or .avi); omit to only log.")] = None,
+    jsonl: Annotated[Optional[Path], typer.Option(help="Per-frame results; default: DST with .jsonl.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="VideoConfig YAML, e.g. configs/video.yaml.")] = None,
+    override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key=value; repeatable.")] = None,
+    effect: Annotated[Optional[str], typer.Option(help="glasses, moustache or none.")] = None,
+    detect_every: Annotated[Optional[int], typer.Option(help="Frames between detector runs.")] = None,
+    smooth: Annotated[Optional[bool], typer.Option("--smooth/--no-smooth", help="One Euro smoothing.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
+    model: ModelOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Track faces through a video: stable ids, smoothed points, pose axes, an effect; JSONL of every frame."""
+    from facepoints.apps.video import VideoConfig, VideoError, process_video
+    from facepoints.config import ConfigError, load_config
+
+    extra = list(override or [])
+    if effect is not None:
+        extra.append(f"effect={'null' if effect.lower() == 'none' else effect}")
+    if detect_every is not None:
+        extra.append(f"detect_every={detect_every}")
+    if smooth is not None:
+        extra.append(f"smoothing={str(smooth).lower()}")
+    if max_frames is not None:
+        extra.append(f"max_frames={max_frames}")
+    try:
+        cfg = load_config(VideoConfig, config, extra)
+    except (ConfigError, ValueError, OSError) as e:
+        raise typer.BadParameter(str(e)) from None
+    log = jsonl if jsonl is not None else (dst.with_suffix(".jsonl") if dst is not None else None)
+    if dst is None and log is None:
+        raise typer.BadParameter("give DST (an .mp4/.avi to write) and/or --jsonl")
+    lm = _load_app_model(model, threads=1)  # one face crop per call: extra threads only add waiting
+    try:
+        summary = process_video(src, dst, lm, cfg, log, progress=progress)
+    except VideoError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(summary.text())
+    if not summary.face_frames:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:  # pragma: no cover

@@ -31,7 +31,7 @@ class DetectorError(RuntimeError):
     """The face detector cannot run (cascade missing or unreadable, bad input)."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity equality: comparing numpy boxes with == would raise
 class Detection:
     """One detected face in image pixels (``facepoints.geometry`` convention).
 
@@ -101,18 +101,33 @@ def _to_grey(image: np.ndarray) -> np.ndarray:
 
 
 def merge_detections(
-    primary: Sequence[Detection], secondary: Sequence[Detection], iou: float = 0.3
+    primary: Sequence[Detection], secondary: Sequence[Detection], iou: float = 0.3, contain: float = 0.6
 ) -> list[Detection]:
     """Greedy NMS that prefers ``primary`` (frontal) boxes, then the best-scored ``secondary`` ones.
 
     Scores of different cascades are not comparable, so the cascade decides
-    which box of a face survives and the score only ranks within a cascade.
+    which box of a face survives and the score only ranks within a cascade. A
+    box also counts as a duplicate when ``contain`` of the smaller box lies
+    inside a kept one: the profile cascade often fires on half of a frontal
+    face, a small box inside the big one that IoU alone would keep.
     """
     kept = sorted(primary, key=lambda d: -d.score)
     for det in sorted(secondary, key=lambda d: -d.score):
-        if not kept or _iou_matrix(det.box, np.stack([d.box for d in kept])).max() <= iou:
-            kept.append(det)
+        if kept and _overlap(det.box, np.stack([d.box for d in kept]), iou, contain):
+            continue
+        kept.append(det)
     return kept
+
+
+def _overlap(box: np.ndarray, others: np.ndarray, iou: float, contain: float) -> bool:
+    if (_iou_matrix(box, others) > iou).any():
+        return True
+    ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    other_area = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    smaller = np.maximum(np.minimum(area, other_area), 1e-9)
+    return bool((ix * iy / smaller > contain).any())
 
 
 @dataclass
@@ -134,7 +149,8 @@ class FaceDetector:
     min_neighbors: int = 3
     max_side: int = 1024  # larger images are shrunk to this longest side first: speed
     min_score: float = 0.0  # drop detections whose final-stage margin is below this
-    nms_iou: float = 0.3  # profile boxes overlapping a kept box this much are duplicates
+    nms_iou: float = 0.3  # profile boxes overlapping a kept box this much are duplicates ...
+    nms_contain: float = 0.6  # ... as are those with this share of their area inside a kept box
     equalize: bool = False  # histogram equalisation: helped nowhere on the annotated data
     _cascades: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -169,10 +185,10 @@ class FaceDetector:
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         """All faces in an RGB (H, W, 3) or greyscale (H, W) uint8 image, best first."""
+        if np.asarray(image_rgb).size == 0:
+            return []
         grey = _to_grey(image_rgb)
         h, w = grey.shape
-        if h == 0 or w == 0:
-            return []
         scale = min(1.0, self.max_side / max(h, w)) if self.max_side > 0 else 1.0
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -186,7 +202,7 @@ class FaceDetector:
         if self.profile:
             prof = self._run(self.profile_cascade, grey, min_px, False)
             prof += self._run(self.profile_cascade, grey, min_px, True)
-            found = merge_detections(found, prof, self.nms_iou)
+            found = merge_detections(found, prof, self.nms_iou, self.nms_contain)
         else:
             found = sorted(found, key=lambda d: -d.score)
         found = [d for d in found if d.score >= self.min_score]

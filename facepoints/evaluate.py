@@ -4,8 +4,12 @@ Conventions, chosen to match the 300-W literature so numbers are comparable:
 
 * NME of a face = mean Euclidean error over its *valid* ground-truth points,
   divided by the ground-truth distance between the scheme's ``normalise``
-  pair (outer eye corners 36/45 for ibug68, i.e. "inter-ocular").
+  pair (outer eye corners 36/45 for ibug68, i.e. "inter-ocular"), or, for
+  schemes with ``normalise_by: box`` (AFLW), by sqrt(w * h) of the face box.
   Functions return fractions (0.05 = 5 %); ``EvalResult`` reports percent.
+* Where the data marks occlusion, a second NME over the *visible* points only
+  is reported beside the all-points one (same normaliser); occluded points
+  keep their coordinates, so the all-points NME still measures them.
 * Faces whose normaliser cannot be measured get NaN and are *reported* in
   ``EvalResult.skipped`` rather than silently dropped or guessed.
 * A face with a non-finite prediction at a valid point gets error ``inf``: a
@@ -60,6 +64,38 @@ def _as_batch(pred, gt, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return p, g, m
 
 
+def face_box_sizes(g: np.ndarray, m: np.ndarray, boxes: np.ndarray | None) -> np.ndarray:
+    """sqrt(w * h) per face: of its annotation box where it has one, else of its valid points' tight box."""
+    n = len(g)
+    b = np.full((n, 4), np.nan) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(n, 4)
+    out = np.full(n, np.nan)
+    for k in range(n):
+        box = b[k]
+        if not np.isfinite(box).all():
+            pts = g[k][m[k]]
+            if len(pts) < 2:
+                continue
+            box = np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+        w, h = box[2] - box[0], box[3] - box[1]
+        if w > 0 and h > 0:
+            out[k] = math.sqrt(w * h)
+    return np.where(out > _EPS_NORM, out, np.nan)
+
+
+def _scheme_normaliser(g: np.ndarray, m: np.ndarray, scheme: PointScheme, boxes: np.ndarray | None) -> np.ndarray:
+    if scheme.normalise_by == "box":
+        return face_box_sizes(g, m, boxes)
+    return _normaliser(g, m, scheme.normalise)
+
+
+def describe_normaliser(scheme: PointScheme) -> str:
+    """What a scheme's NME is divided by, in words, for reports."""
+    if scheme.normalise_by == "box":
+        return "sqrt(w * h) of the face box (the annotation box; the tight box of the points where there is none)"
+    i, j = scheme.normalise
+    return f"the distance between ground-truth points {i} ({scheme.points[i]}) and {j} ({scheme.points[j]})"
+
+
 def _normaliser(g: np.ndarray, m: np.ndarray, norm_pair: tuple[int, int]) -> np.ndarray:
     """Per-face normalising distance; NaN where it cannot be measured."""
     i, j = (int(v) for v in norm_pair)
@@ -91,14 +127,16 @@ def nme(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, norm_pair: tu
     return _masked_mean_error(p, g, m) / _normaliser(g, m, norm_pair)
 
 
-def region_nme(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, scheme: PointScheme) -> dict[str, np.ndarray]:
-    """Per-region, per-face NME (each (N,), fraction units), normalised like ``nme``.
+def region_nme(
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, scheme: PointScheme, boxes: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per-region, per-face NME (each (N,), fraction units), normalised as the scheme says.
 
     Regions show *where* a model fails (e.g. the jaw contour is usually worst),
     which a single number hides. NaN where the region has no valid point.
     """
     p, g, m = _as_batch(pred, gt, mask)
-    d = _normaliser(g, m, scheme.normalise)
+    d = _scheme_normaliser(g, m, scheme, boxes)
     out: dict[str, np.ndarray] = {}
     for region, idx in scheme.regions.items():
         ix = list(idx)
@@ -177,6 +215,10 @@ class EvalResult:
     scheme: str = ""
     normaliser: tuple[int, int] | None = None
     artifacts: dict[str, str] = field(default_factory=dict)  # kind -> file name in the report folder
+    # Over visible points only, where the data marks occlusion (else NaN / None).
+    nme_visible_mean: float = float("nan")  # percent
+    errors_visible: np.ndarray | None = None  # (N,) fraction units
+    normalised_by: str = ""  # describe_normaliser(scheme)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +240,10 @@ class EvalResult:
             "sources": list(self.sources),
             "skipped": [[s, r] for s, r in self.skipped],
             "artifacts": dict(self.artifacts),
+            "normalised_by": self.normalised_by,
+            "nme_visible_mean": _num(self.nme_visible_mean),
+            "errors_visible": None if self.errors_visible is None else [
+                _num(v) if not np.isinf(v) else "inf" for v in np.asarray(self.errors_visible, dtype=np.float64)],
         }
 
     @classmethod
@@ -224,16 +270,23 @@ class EvalResult:
             scheme=d.get("scheme", ""),
             normaliser=None if d.get("normaliser") is None else tuple(d["normaliser"]),
             artifacts=dict(d.get("artifacts", {})),
+            nme_visible_mean=f(d.get("nme_visible_mean")),
+            errors_visible=None if d.get("errors_visible") is None else np.array(
+                [f(v) for v in d["errors_visible"]], dtype=np.float64),
+            normalised_by=d.get("normalised_by", ""),
         )
 
     def to_markdown(self) -> str:
         lines = [f"### {self.name} on {self.dataset}", "", markdown_table([self]), ""]
-        if self.normaliser is not None:
+        if self.normalised_by or self.normaliser is not None:
+            by = self.normalised_by or (
+                f"the distance between ground-truth points {self.normaliser[0]} and {self.normaliser[1]}")
             lines.append(
-                f"NME normalised by the distance between ground-truth points {self.normaliser[0]} and "
-                f"{self.normaliser[1]}; FR = faces with NME > {FAILURE_THRESHOLD:.0%}; "
+                f"NME normalised by {by}; FR = faces with NME > {FAILURE_THRESHOLD:.0%}; "
                 f"AUC of the CED up to {AUC_MAX_ERROR:.0%}."
             )
+            if self.errors_visible is not None:
+                lines.append("NME vis = the same over the points marked visible only (occluded points left out).")
             lines.append("")
         if self.skipped:
             lines.append(f"Faces not measured or failed ({len(self.skipped)}):")
@@ -246,10 +299,12 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def _skip_reason(g: np.ndarray, m: np.ndarray, norm_pair: tuple[int, int]) -> str:
-    i, j = norm_pair
+def _skip_reason(g: np.ndarray, m: np.ndarray, norm_pair: tuple[int, int] | None) -> str:
     if not m.any():
         return "no valid ground-truth points"
+    if norm_pair is None:
+        return "no face box and too few points to measure the face size"
+    i, j = norm_pair
     if not (m[i] and m[j]):
         return f"normalising points {i}/{j} not annotated"
     return f"normalising points {i}/{j} coincide (zero distance)"
@@ -264,20 +319,35 @@ def compute_metrics(
     name: str,
     dataset: str,
     sources: Sequence[str] | None = None,
+    visible: np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
 ) -> EvalResult:
-    """All summary metrics for one method on one dataset (see the module docstring for conventions)."""
+    """All summary metrics for one method on one dataset (see the module docstring for conventions).
+
+    ``visible`` (N, K) adds the visible-only NME; ``boxes`` (N, 4) are the
+    face boxes that ``normalise_by: box`` schemes divide by (NaN rows: none).
+    """
     p, g, m = _as_batch(pred, gt, mask)
     n = len(g)
     srcs = [str(s) for s in sources] if sources is not None else [f"face_{k}" for k in range(n)]
     if len(srcs) != n:
         raise ValueError(f"{len(srcs)} sources for {n} faces")
     norm_pair = (int(scheme.normalise[0]), int(scheme.normalise[1]))
-    errors = nme(p, g, m, norm_pair)
-    regions = region_nme(p, g, m, scheme)
+    by_box = scheme.normalise_by == "box"
+    d = _scheme_normaliser(g, m, scheme, boxes)
+    errors = _masked_mean_error(p, g, m) / d
+    regions = region_nme(p, g, m, scheme, boxes)
+    errors_visible = None
+    nme_visible = float("nan")
+    if visible is not None:
+        v = np.asarray(visible, dtype=bool).reshape(m.shape)
+        errors_visible = _masked_mean_error(p, g, m & v) / d
+        ok = errors_visible[np.isfinite(errors_visible)]
+        nme_visible = float(ok.mean() * 100.0) if len(ok) else float("nan")
 
     skipped: list[tuple[str, str]] = []
     for k in np.flatnonzero(np.isnan(errors)):
-        skipped.append((srcs[k], _skip_reason(g[k], m[k], norm_pair)))
+        skipped.append((srcs[k], _skip_reason(g[k], m[k], None if by_box else norm_pair)))
     for k in np.flatnonzero(np.isinf(errors)):
         skipped.append((srcs[k], "non-finite prediction: counted as a failure, left out of the mean NME"))
 
@@ -300,8 +370,52 @@ def compute_metrics(
         skipped=skipped,
         sources=srcs,
         scheme=scheme.name,
-        normaliser=norm_pair,
+        normaliser=None if by_box else norm_pair,
+        nme_visible_mean=nme_visible,
+        errors_visible=errors_visible,
+        normalised_by=describe_normaliser(scheme),
     )
+
+
+def attribute_subsets(
+    samples: Sequence[Sample], pred: np.ndarray, scheme: PointScheme, *, name: str, dataset: str
+) -> list[EvalResult]:
+    """One result per attribute (WFLW's pose, expression, ...): the faces that have it, named ``"<name> [<attr>]"``.
+
+    Attributes in the order first seen; those no face has are left out.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    if len(pred) != len(samples):
+        raise ValueError(f"{len(pred)} predictions for {len(samples)} samples")
+    names: list[str] = []
+    for s in samples:
+        names += [a for a in s.attributes if a not in names]
+    out = []
+    for attr in names:
+        idx = [k for k, s in enumerate(samples) if s.attributes.get(attr)]
+        if idx:
+            out.append(_metrics_for([samples[k] for k in idx], pred[idx], scheme, name=f"{name} [{attr}]",
+                                    dataset=dataset))
+    return out
+
+
+def _metrics_for(samples: Sequence[Sample], pred: np.ndarray, scheme: PointScheme, *, name: str,
+                 dataset: str) -> EvalResult:
+    k = scheme.num_points
+    if len(samples) == 0:
+        gt = np.zeros((0, k, 2))
+        mask = np.zeros((0, k), dtype=bool)
+        pred = np.asarray(pred, dtype=np.float64).reshape(0, k, 2)
+    else:
+        gt = np.stack([np.asarray(s.points, dtype=np.float64) for s in samples])
+        mask = np.stack([np.asarray(s.mask, dtype=bool) for s in samples])
+    visible = None
+    if any(s.visible is not None for s in samples):
+        visible = np.stack([np.ones(k, bool) if s.visible is None else np.asarray(s.visible, bool) for s in samples])
+    boxes = np.stack([np.full(4, np.nan) if s.box is None else np.asarray(s.box, np.float64) for s in samples]) \
+        if samples else None
+    return compute_metrics(pred, gt, mask, scheme, name=name, dataset=dataset, sources=[s.source for s in samples],
+                           visible=visible, boxes=boxes)
 
 
 # --------------------------------------------------------------------------- tables and reports
@@ -320,7 +434,9 @@ def markdown_table(results: Sequence[EvalResult]) -> str:
         for k in r.region_nme:
             if k not in regions:
                 regions.append(k)
-    head = ["Method", "Dataset", "Faces", "NME %", "FR@10 %", "AUC@0.10", *[f"{k} %" for k in regions]]
+    vis = any(r.errors_visible is not None for r in results)
+    head = ["Method", "Dataset", "Faces", "NME %", *(["NME vis %"] if vis else []), "FR@10 %", "AUC@0.10",
+            *[f"{k} %" for k in regions]]
     rows = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for r in results:
         cells = [
@@ -328,6 +444,7 @@ def markdown_table(results: Sequence[EvalResult]) -> str:
             r.dataset,
             str(r.n_faces),
             _fmt(r.nme_mean, ".2f"),
+            *([_fmt(r.nme_visible_mean, ".2f")] if vis else []),
             _fmt(r.failure_rate, ".2f"),
             _fmt(r.auc, ".4f"),
             *[_fmt(r.region_nme.get(k), ".2f") if k in r.region_nme else "-" for k in regions],
@@ -352,6 +469,13 @@ def write_report(results: Sequence[EvalResult], out_dir: str | Path, stem: str) 
         f"up to {AUC_MAX_ERROR:.0%}, divided by {AUC_MAX_ERROR} (1 = perfect)."
     )
     parts.append("")
+    by_scheme = {r.scheme: r.normalised_by for r in results if r.scheme and r.normalised_by}
+    for sch, by in by_scheme.items():
+        parts.append(f"- {sch}: NME divided by {by}.")
+    if any(r.errors_visible is not None for r in results):
+        parts.append("- NME vis: over the points marked visible only; NME: over all annotated points.")
+    if by_scheme or any(r.errors_visible is not None for r in results):
+        parts.append("")
     for r in results:
         if r.skipped or any(f.endswith(".png") for f in r.artifacts.values()):
             parts.append(f"## {r.name} on {r.dataset}")
@@ -525,14 +649,7 @@ def evaluate_predictions(
     pred = np.asarray(pred, dtype=np.float64)
     if len(pred) != len(samples):
         raise ValueError(f"{len(pred)} predictions for {len(samples)} samples")
-    if len(samples) == 0:
-        gt = np.zeros((0, scheme.num_points, 2))
-        mask = np.zeros((0, scheme.num_points), dtype=bool)
-        pred = pred.reshape(0, scheme.num_points, 2)
-    else:
-        gt = np.stack([np.asarray(s.points, dtype=np.float64) for s in samples])
-        mask = np.stack([np.asarray(s.mask, dtype=bool) for s in samples])
-    result = compute_metrics(pred, gt, mask, scheme, name=name, dataset=dataset, sources=[s.source for s in samples])
+    result = _metrics_for(samples, pred, scheme, name=name, dataset=dataset)
     if out_dir is not None:
         out = Path(out_dir)
         stem = _slug(f"{name}_{dataset}")

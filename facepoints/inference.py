@@ -27,6 +27,7 @@ from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 DEFAULT_MODEL = "default"
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
 ImageLike = np.ndarray | str | Path | Image.Image
+MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
 
 
 class ImageError(ValueError):
@@ -41,7 +42,7 @@ class ModelNotFoundError(ModelError, FileNotFoundError):
     """No model by that name or path; the message lists the models that do exist."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity equality: comparing numpy arrays with == would raise
 class Face:
     """One face: the box the landmarks were predicted in, its points in image pixels and their confidences."""
 
@@ -285,6 +286,9 @@ class LandmarkModel:
         k = self.scheme.num_points
         if len(b) == 0:
             return np.zeros((0, k, 2)), np.zeros((0, k))
+        if max(img.shape[:2]) > MAX_WARP_SIDE:
+            raise ImageError(f"the image is {img.shape[1]} x {img.shape[0]} pixels; cropping faces needs sides of "
+                             f"at most {MAX_WARP_SIDE} (OpenCV's limit): downscale it first")
         prepared = [prepare_input(img, box, self.input_size, self.context, self.channels) for box in b]
         x = np.stack([p[0] for p in prepared]).astype(np.float32, copy=False)
         points, scores = self._run(x)

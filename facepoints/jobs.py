@@ -183,24 +183,42 @@ def predict_samples(model_ref: str, samples: list[Sample]) -> tuple[np.ndarray, 
 
 
 def evaluate_model(model_ref: str, datasets: list[str], out_dir: Path, name: str | None = None) -> list:
-    from facepoints.evaluate import evaluate_predictions, write_report
+    """Evaluate on each dataset; datasets whose faces carry attributes (WFLW's pose, occlusion, ...)
+    also get one result per attribute subset, with their CED curves in one plot."""
+    from facepoints.data import OWN_SCHEME_FORMATS, convert_sample, detect_format, split_dataset_path
+    from facepoints.evaluate import attribute_subsets, evaluate_predictions, plot_ced, write_report
 
     out_dir = Path(out_dir)
     results = []
+    model_scheme = None
     for ds in datasets:
-        samples, report = load_dataset(ds)
+        path, part = split_dataset_path(ds)
+        if model_scheme is None and Path(path).is_file() and detect_format(path) in OWN_SCHEME_FORMATS:
+            if str(model_ref).endswith(".pt"):  # custom points are read in the model's scheme unless they name one
+                import torch
+
+                from facepoints.schemes import scheme_from_dict
+
+                model_scheme = scheme_from_dict(torch.load(model_ref, map_location="cpu", weights_only=False)["scheme"])
+            else:
+                from facepoints.inference import load
+
+                model_scheme = load(model_ref).scheme
+        samples, report = load_dataset(ds, default_scheme=model_scheme)
         if report.dropped:
             print(report.summary())
         if not samples:
             raise ValueError(f"no usable faces in {ds}")
         pred, model_name, scheme = predict_samples(model_ref, samples)
         if samples[0].scheme != scheme.name:
-            from facepoints.data import convert_sample
-
-            samples = [convert_sample(s, scheme.name) for s in samples]
-        label = Path(ds).stem if Path(ds).is_file() else Path(ds).name
-        res = evaluate_predictions(samples, pred, scheme, name=name or model_name, dataset=label,
-                                   out_dir=out_dir / label)
+            samples = [convert_sample(s, scheme) for s in samples]
+        label = (Path(path).stem if Path(path).is_file() else Path(path).name) + (f"-{part}" if part else "")
+        method = name or model_name
+        res = evaluate_predictions(samples, pred, scheme, name=method, dataset=label, out_dir=out_dir / label)
         results.append(res)
+        subsets = attribute_subsets(samples, pred, scheme, name=method, dataset=label)
+        if subsets:
+            plot_ced([res, *subsets], out_dir / label / "subsets_ced.png", title=f"CED by attribute: {label}")
+            results.extend(subsets)
     write_report(results, out_dir, "report")
     return results

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+NORMALISE_BY = ("points", "box")
+
 
 class SchemeError(ValueError):
     """A scheme file is inconsistent, or an operation needs data it lacks."""
@@ -27,6 +29,10 @@ class PointScheme:
     flip_index: tuple[int, ...] | None = None
     description: str = ""
     derive: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict)
+    # "points": errors are divided by the distance between the ``normalise``
+    # pair; "box": by sqrt(w * h) of the face box, the AFLW protocol, whose
+    # profile faces often lack one of any pair of points.
+    normalise_by: str = "points"
 
     @property
     def num_points(self) -> int:
@@ -58,6 +64,8 @@ class PointScheme:
         }
         if self.flip_index is not None:
             out["flip_pairs"] = pairs
+        if self.normalise_by != "points":
+            out["normalise_by"] = self.normalise_by
         if self.derive:
             out["derive"] = {k: [list(g) for g in v] for k, v in self.derive.items()}
         return out
@@ -97,6 +105,9 @@ def scheme_from_dict(d: dict) -> PointScheme:
     for src, groups in derive.items():
         if len(groups) != k:
             raise SchemeError(f"scheme {name!r}: derive.{src} needs {k} groups, has {len(groups)}")
+    normalise_by = str(d.get("normalise_by") or "points")
+    if normalise_by not in NORMALISE_BY:
+        raise SchemeError(f"scheme {name!r}: normalise_by must be one of {NORMALISE_BY}, not {normalise_by!r}")
     return PointScheme(
         name=name,
         points=points,
@@ -105,6 +116,7 @@ def scheme_from_dict(d: dict) -> PointScheme:
         flip_index=flip_index,
         description=str(d.get("description", "")),
         derive=derive,
+        normalise_by=normalise_by,
     )
 
 
@@ -149,9 +161,11 @@ def convert_points(
     m = np.ones(pts.shape[:-1], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     if src.name == dst.name:
         return pts.copy(), m.copy()
-    if src.name not in dst.derive:
+    groups = dst.derive.get(src.name)
+    if groups is None and dst.name in _builtin_files():  # a model's saved scheme may predate a built-in table
+        groups = load_scheme(dst.name).derive.get(src.name)
+    if groups is None:
         raise SchemeError(f"no conversion from {src.name} to {dst.name}")
-    groups = dst.derive[src.name]
     out = np.stack([pts[..., list(g), :].mean(axis=-2) for g in groups], axis=-2)
     valid = np.stack([m[..., list(g)].all(axis=-1) for g in groups], axis=-1)
     return out, valid

@@ -76,6 +76,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     workers: int = 1  # DataLoader worker processes for decoding/augmentation
     max_train_samples: int = 0  # 0 = all; small values make smoke runs
+    init_from: str = ""  # checkpoint whose same-shaped weights start this run (e.g. a 68-point model for 15 points)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -157,14 +158,14 @@ class LandmarkDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.samples[i]
         m = self.cfg.model
-        box = geometry.tight_box(s.points, s.mask)
+        box = s.landmark_box if s.landmark_box is not None else geometry.tight_box(s.points, s.mask)
         aug = self._augmenter() if self.train else None
         if aug is not None:
             box = jitter_box(box, self._rng, self.cfg.augment.box_shift, self.cfg.augment.box_scale)
         mat = geometry.crop_matrix(box, m.input_size, m.context)
         crop = geometry.warp_crop(s.image, mat, m.input_size)
         pts = geometry.apply_affine(s.points, mat).astype(np.float32)
-        mask = s.mask.copy()
+        mask = s.mask.copy() if s.visible is None else s.mask & s.visible  # occluded: out of the loss
         if aug is not None:
             crop, pts, mask = aug(crop, pts, mask)
         x = geometry.crop_to_input(crop, m.channels)
@@ -174,11 +175,16 @@ class LandmarkDataset(Dataset):
 
 
 def nme_batch(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pair: tuple[int, int]) -> torch.Tensor:
-    """Per-face NME; the crop is a similarity of the image, so crop units give the image NME."""
-    d = torch.linalg.norm(target[:, pair[0]] - target[:, pair[1]], dim=-1).clamp_min(1e-6)
+    """Per-face NME; the crop is a similarity of the image, so crop units give the image NME.
+
+    Faces without both normalising points get NaN (and are left out of means), not a huge ratio.
+    """
+    d = torch.linalg.norm(target[:, pair[0]] - target[:, pair[1]], dim=-1)
     err = torch.linalg.norm(pred - target, dim=-1)
     m = mask.to(err.dtype)
-    return (err * m).sum(-1) / m.sum(-1).clamp_min(1.0) / d
+    nme = (err * m).sum(-1) / m.sum(-1).clamp_min(1.0) / d.clamp_min(1e-6)
+    usable = mask[:, pair[0]] & mask[:, pair[1]] & (d > 1e-6)
+    return torch.where(usable, nme, torch.full_like(nme, float("nan")))
 
 
 # ---------------------------------------------------------------- run
@@ -240,7 +246,7 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, loss_fn: Loss, pair: t
             losses.append(float(loss_fn(p, t, m)) * len(x))
             nmes.append(nme_batch(p, t, m, pair))
     n = len(loader.dataset)
-    return sum(losses) / max(n, 1), float(torch.cat(nmes).mean()) if nmes else float("nan")
+    return sum(losses) / max(n, 1), float(torch.cat(nmes).nanmean()) if nmes else float("nan")
 
 
 def plot_history(rows: list[dict], out: Path) -> None:
@@ -316,6 +322,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     scheme = load_scheme(cfg.data.scheme)
     if not cfg.data.train:
         raise ValueError("config has no training data (data.train)")
+    if cfg.augment.flip > 0:
+        scheme.flip_permutation()  # refuse before hours of loading: flips need the scheme's flip table
 
     train_samples, report = load_samples(cfg.data.train, cfg)
     if cfg.data.val:
@@ -335,6 +343,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
     m = cfg.model
     model = build_model(m.name, scheme.num_points, m.input_size, m.channels, **m.kwargs)
+    if cfg.init_from:
+        _init_weights(model, cfg.init_from, progress)
     core = model  # the unwrapped model: what checkpoints and validation use
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
@@ -419,6 +429,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if world > 1:
         _finish_distributed(core, out, rank, world, seen)
     return best_path
+
+
+def _init_weights(model: nn.Module, path: str, progress: bool) -> None:
+    """Copy every tensor whose name and shape match; heads for another point count start fresh."""
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    own = model.state_dict()
+    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(taken, strict=False)
+    if progress:
+        print(f"initialised {len(taken)}/{len(own)} tensors from {path}")
 
 
 def _finish_distributed(core: nn.Module, out: Path, rank: int, world: int, seen: list[str]) -> None:

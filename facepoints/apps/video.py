@@ -1,0 +1,503 @@
+"""Faces in a video: detect, track frame to frame with stable ids, smooth, draw, and log every frame.
+
+Tracking reuses each face's previous points as the next box: the tight box of
+the points is exactly the box convention the landmark model was trained on,
+so one batched landmark pass per frame replaces the (much slower) detector.
+The detector runs every ``detect_every`` frames, and at once when a tracked
+face stops looking like a face (its point scores drop, or the 3-D mean face
+cannot explain its points) or its size drifts (a model biased towards smaller
+or larger faces would shrink or grow the box frame after frame), to pick up
+new faces and correct drift. Points are
+smoothed with a One Euro filter (Casiez et al., CHI 2012): strong smoothing
+when a face is still, little lag when it moves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from facepoints.apps.ar import EFFECTS, apply_effect
+from facepoints.apps.expression import BlinkDetector, BlinkEvent, expression_cues
+from facepoints.apps.points import face_size, scheme
+from facepoints.apps.pose import HeadPose, draw_pose_axes, head_pose
+from facepoints.detect import box_iou
+from facepoints.geometry import tight_box
+from facepoints.inference import LandmarkModel
+from facepoints.viz import draw_faces
+
+VIDEO_WRITERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}  # what opencv-python can write
+
+
+class VideoError(ValueError):
+    """A video source cannot be opened or read, or the output cannot be written."""
+
+
+@dataclass
+class VideoConfig:
+    """Tracking, smoothing and drawing settings (``configs/video.yaml``; load with ``facepoints.config.load_config``)."""
+
+    detect_every: int = 30  # frames between detector runs while faces are tracked
+    search_every: int = 3  # frames between detector runs while no face is tracked
+    score_drop: float = 0.5  # re-detect when a face's mean point score falls below this x its score when detected
+    min_score: float = 0.0  # ... or below this absolute value (scores' scale depends on the model)
+    max_shape_error: float = 0.1  # ... or when the 3-D mean face fits the points worse (RMS, face sizes)
+    max_size_change: float = 0.25  # ... or when the face grew/shrank by more than this since it was detected
+    match_iou: float = 0.3  # a detection overlapping a track this much keeps the track's id
+    keep_missing: int = 1  # detector runs in a row that may miss a still-tracked face before it is dropped
+    max_faces: int = 10
+    min_face_px: float = 12.0  # tracks whose box gets smaller than this are dropped
+    smoothing: bool = True
+    min_cutoff: float = 1.0  # One Euro: cutoff (Hz) for a still face; lower = smoother, more lag
+    beta: float = 2.0  # One Euro: cutoff rise per face size per second of speed; higher = less lag
+    d_cutoff: float = 1.0  # One Euro: cutoff (Hz) of the speed estimate
+    effect: str | None = None  # "glasses", "moustache" or None
+    draw_points: bool = True
+    draw_ids: bool = True
+    draw_pose: bool = True
+    draw_boxes: bool = False
+    blinks: bool = True  # run a BlinkDetector per face (events in the summary and the JSONL)
+    max_frames: int | None = None  # stop after this many frames (webcams otherwise run until Ctrl-C)
+    fps: float | None = None  # frame rate to assume when the source reports none (webcams)
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1 or self.search_every < 1:
+            raise ValueError("detect_every and search_every must be at least 1")
+        if self.effect is not None and self.effect not in EFFECTS:
+            raise ValueError(f"unknown effect {self.effect!r}; available: {', '.join(sorted(EFFECTS))}")
+        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
+            raise ValueError("One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
+
+
+def _alpha(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
+    tau = 1.0 / (2.0 * np.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+@dataclass
+class OneEuroFilter:
+    """One Euro low-pass filter of an array signal (each element filtered on its own).
+
+    ``scale`` divides the speed before ``beta`` applies, so with the face size
+    as scale one setting serves faces of every size and video resolution.
+    """
+
+    min_cutoff: float = 1.0
+    beta: float = 0.0
+    d_cutoff: float = 1.0
+    _x: np.ndarray | None = field(default=None, repr=False)
+    _dx: np.ndarray | None = field(default=None, repr=False)
+    _t: float = field(default=0.0, repr=False)
+
+    def __call__(self, x: np.ndarray, t: float, scale: float = 1.0) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self._x is None or self._x.shape != x.shape:
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = t - self._t
+        if dt <= 0:
+            return self._x.copy()
+        dx = (x - self._x) / dt
+        self._dx = self._dx + _alpha(dt, self.d_cutoff) * (dx - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx) / max(scale, 1e-9)
+        self._x = self._x + _alpha(dt, cutoff) * (x - self._x)
+        self._t = t
+        return self._x.copy()
+
+    def reset(self) -> None:
+        self._x, self._dx = None, None
+
+
+@dataclass
+class TrackedFace:
+    """One face in one frame."""
+
+    id: int
+    points: np.ndarray  # (68, 2) smoothed when smoothing is on: what to draw and measure
+    raw_points: np.ndarray  # (68, 2) the model's output this frame
+    scores: np.ndarray  # (68,)
+    box: np.ndarray  # (4,) the box the points were predicted in
+    detected: bool  # the box came from the detector this frame (else from the previous points)
+    pose: HeadPose | None = None
+
+    @property
+    def confidence(self) -> float:
+        return float(np.mean(self.scores))
+
+
+@dataclass
+class _Track:
+    id: int
+    points: np.ndarray
+    smoothed: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+    filter: OneEuroFilter
+    ref_score: float = 0.0  # mean point score and size when last detected: drops and drift are relative to them
+    ref_size: float = 0.0
+    missed: int = 0
+    detected: bool = True
+    pose: HeadPose | None = None
+    plausible: bool = True
+
+
+class FaceTracker:
+    """Faces with stable ids over consecutive frames of one video (one tracker per video)."""
+
+    def __init__(self, model: LandmarkModel, cfg: VideoConfig | None = None) -> None:
+        if model.scheme.num_points != 68:
+            raise ValueError(f"video tracking needs a 68-point model, {model.path} has scheme {model.scheme.name}")
+        self.model = model
+        self.cfg = cfg or VideoConfig()
+        self.tracks: list[_Track] = []
+        self.frame_index = -1
+        self.next_id = 0
+        self._since_detect = 0
+        self.last_step_detected = False
+
+    def _new_filter(self) -> OneEuroFilter:
+        return OneEuroFilter(self.cfg.min_cutoff, self.cfg.beta, self.cfg.d_cutoff)
+
+    def _check(self, track: _Track, size: tuple[int, int]) -> None:
+        box = track.box
+        track.pose = None
+        track.plausible = False
+        if min(box[2] - box[0], box[3] - box[1]) < self.cfg.min_face_px or not np.isfinite(track.points).all():
+            return
+        track.pose = head_pose(track.points, size)
+        cfg = self.cfg
+        score = float(np.mean(track.scores))
+        if track.detected:
+            track.ref_score, track.ref_size = score, face_size(track.points)
+        change = face_size(track.points) / max(track.ref_size, 1e-9)
+        track.plausible = (score >= max(cfg.min_score, cfg.score_drop * track.ref_score)
+                           and track.pose.reprojection_error <= cfg.max_shape_error
+                           and 1 / (1 + cfg.max_size_change) <= change <= 1 + cfg.max_size_change)
+
+    def _detect(self, frame: np.ndarray, size: tuple[int, int]) -> None:
+        cfg = self.cfg
+        faces = self.model.detect(frame)[: cfg.max_faces]
+        det_boxes = np.array([tight_box(f.points) for f in faces]).reshape(-1, 4)
+        old = np.array([tight_box(t.points) for t in self.tracks]).reshape(-1, 4)
+        iou = box_iou(old, det_boxes) if len(old) and len(det_boxes) else np.zeros((len(old), len(det_boxes)))
+        matched_tracks: set[int] = set()
+        matched_dets: set[int] = set()
+        for flat in np.argsort(-iou, axis=None):
+            i, j = np.unravel_index(flat, iou.shape)
+            if iou[i, j] < cfg.match_iou:
+                break
+            if i in matched_tracks or j in matched_dets:
+                continue
+            matched_tracks.add(int(i))
+            matched_dets.add(int(j))
+            tr, face = self.tracks[i], faces[j]
+            tr.points, tr.scores, tr.box, tr.detected, tr.missed = face.points, face.scores, face.box, True, 0
+        kept = []
+        for i, tr in enumerate(self.tracks):
+            if i in matched_tracks:
+                kept.append(tr)
+            elif tr.plausible and tr.missed < cfg.keep_missing:
+                tr.missed += 1  # the detector misses turned faces now and then; keep tracking a while
+                kept.append(tr)
+        for j, face in enumerate(faces):
+            if j in matched_dets or len(kept) >= cfg.max_faces:
+                continue
+            if kept and box_iou(det_boxes[j], np.array([t.box for t in kept])).max() >= cfg.match_iou:
+                continue
+            kept.append(_Track(self.next_id, face.points, face.points, face.scores, face.box, self._new_filter()))
+            self.next_id += 1
+        self.tracks = kept
+        for tr in self.tracks:
+            if tr.detected:
+                self._check(tr, size)
+
+    def step(self, frame: np.ndarray, t: float | None = None) -> list[TrackedFace]:
+        """Process the next frame (RGB uint8); ``t`` in seconds (default: frame index / 30)."""
+        self.frame_index += 1
+        t = self.frame_index / 30.0 if t is None else float(t)
+        h, w = frame.shape[:2]
+        size = (w, h)
+        cfg = self.cfg
+        due = cfg.detect_every if self.tracks else cfg.search_every
+        need_detect = self._since_detect + 1 >= due or self.frame_index == 0
+        for tr in self.tracks:
+            tr.detected = False
+        if self.tracks and not need_detect:
+            boxes = np.array([tight_box(tr.points) for tr in self.tracks])
+            points, scores = self.model.landmarks_with_scores(frame, boxes)
+            for tr, b, p, s in zip(self.tracks, boxes, points, scores):
+                tr.points, tr.scores, tr.box = p, s, b
+                self._check(tr, size)
+            need_detect = not all(tr.plausible for tr in self.tracks)
+        if need_detect:
+            self._detect(frame, size)
+            self._since_detect = 0
+        else:
+            self._since_detect += 1
+        self.last_step_detected = need_detect
+        self.tracks = [tr for tr in self.tracks if np.isfinite(tr.points).all()
+                       and min(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1]) >= cfg.min_face_px]
+        self._drop_duplicates()
+        out = []
+        for tr in self.tracks:
+            tr.smoothed = tr.filter(tr.points, t, face_size(tr.points)) if cfg.smoothing else tr.points
+            pose = head_pose(tr.smoothed, size) if cfg.smoothing else tr.pose
+            out.append(TrackedFace(tr.id, tr.smoothed, tr.points, tr.scores, tr.box, tr.detected, pose))
+        return out
+
+    def _drop_duplicates(self) -> None:
+        """Two tracks that converged on one face: keep the older id."""
+        if len(self.tracks) < 2:
+            return
+        boxes = np.array([tr.box for tr in self.tracks])
+        iou = box_iou(boxes, boxes)
+        order = sorted(range(len(self.tracks)), key=lambda i: self.tracks[i].id)
+        keep: list[int] = []
+        for i in order:
+            if all(iou[i, k] < 0.5 for k in keep):
+                keep.append(i)
+        self.tracks = [self.tracks[i] for i in sorted(keep, key=lambda i: self.tracks[i].id)]
+
+
+# ---------------------------------------------------------------- files and cameras
+
+
+def parse_source(src: str | int | Path) -> int | str:
+    """A camera index for ``0``, ``"0"`` or ``"webcam:0"``; otherwise the path as a string (it must exist)."""
+    if isinstance(src, int):
+        return src
+    text = str(src)
+    if text.isdigit():
+        return int(text)
+    if text.lower().startswith(("webcam:", "camera:")):
+        index = text.split(":", 1)[1]
+        if not index.isdigit():
+            raise VideoError(f"bad camera {text!r}: expected e.g. webcam:0")
+        return int(index)
+    if not Path(text).is_file():
+        raise VideoError(f"cannot read video {text}: no such file")
+    return text
+
+
+def open_capture(src: str | int | Path) -> tuple[cv2.VideoCapture, bool]:
+    """An opened capture and whether it is a camera; a clear error when OpenCV cannot open it."""
+    source = parse_source(src)
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        what = f"camera {source}" if isinstance(source, int) else f"video {source}"
+        raise VideoError(f"cannot open {what} (OpenCV found no camera or no decoder for it)")
+    return cap, isinstance(source, int)
+
+
+def open_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """A VideoWriter with a codec this OpenCV build has for the suffix (mp4v for .mp4, MJPG for .avi)."""
+    p = Path(path)
+    fourcc = VIDEO_WRITERS.get(p.suffix.lower())
+    if fourcc is None:
+        raise VideoError(f"cannot write {p}: use one of {', '.join(sorted(VIDEO_WRITERS))}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    if not writer.isOpened():
+        raise VideoError(f"cannot write {p}: OpenCV could not open a {fourcc} writer")
+    return writer
+
+
+def iter_frames(cap: cv2.VideoCapture, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """RGB frames until the source ends (or ``max_frames``)."""
+    n = 0
+    while max_frames is None or n < max_frames:
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            return
+        n += 1
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# ---------------------------------------------------------------- drawing and logging
+
+
+def draw_tracked(frame: np.ndarray, faces: list[TrackedFace], cfg: VideoConfig) -> np.ndarray:
+    """A copy of the frame with the effect, points, boxes, pose axes and ids the config asks for."""
+    out = frame
+    if cfg.effect:
+        out = apply_effect(out, [f.points for f in faces], cfg.effect)
+    if cfg.draw_points or cfg.draw_boxes:
+        out = draw_faces(out, [(f.box if cfg.draw_boxes else None, f.points if cfg.draw_points else None)
+                               for f in faces], scheme=scheme("ibug68"), draw_boxes=cfg.draw_boxes)
+    if cfg.draw_pose:
+        for f in faces:
+            if f.pose is not None:
+                out = draw_pose_axes(out, f.pose, f.points)
+    out = np.ascontiguousarray(out) if out is not frame else frame.copy()
+    if cfg.draw_ids:
+        for f in faces:
+            x, y = f.points[:, 0].min(), f.points[:, 1].min()
+            scale = max(0.4, face_size(f.points) / 120)
+            org = (int(x), max(12, int(y - 0.25 * face_size(f.points))))
+            cv2.putText(out, f"#{f.id}", org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA)
+            cv2.putText(out, f"#{f.id}", org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def face_record(face: TrackedFace) -> dict:
+    """One face of one frame as JSON-ready data."""
+    rec: dict = {
+        "id": face.id,
+        "detected": face.detected,
+        "confidence": round(face.confidence, 4),
+        "box": [round(float(v), 2) for v in face.box],
+        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in face.points],
+        "expression": expression_cues(face.points).to_dict(),
+    }
+    if face.pose is not None:
+        rec["pose"] = face.pose.to_dict()
+    return rec
+
+
+@dataclass
+class VideoSummary:
+    """What a video run did, and how fast."""
+
+    frames: int = 0
+    fps: float = 0.0  # of the source
+    width: int = 0
+    height: int = 0
+    frames_with_faces: int = 0
+    face_frames: dict[int, int] = field(default_factory=dict)  # id -> frames in which it was seen
+    detection_frames: int = 0
+    blinks: dict[int, list[BlinkEvent]] = field(default_factory=dict)
+    tracking_seconds: float = 0.0  # tracker steps without the detector
+    tracking_steps: int = 0
+    detection_seconds: float = 0.0  # tracker steps that ran the detector
+    total_seconds: float = 0.0
+    output: Path | None = None
+    jsonl: Path | None = None
+
+    @property
+    def tracking_fps(self) -> float:
+        return self.tracking_steps / self.tracking_seconds if self.tracking_seconds > 0 else float("nan")
+
+    @property
+    def detection_ms(self) -> float:
+        return 1000 * self.detection_seconds / self.detection_frames if self.detection_frames else float("nan")
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
+                "frames_with_faces": self.frames_with_faces, "face_frames": self.face_frames,
+                "detection_frames": self.detection_frames,
+                "blinks": {k: [e.to_dict() for e in v] for k, v in self.blinks.items()},
+                "tracking_fps": round(self.tracking_fps, 1), "detection_ms": round(self.detection_ms, 1),
+                "total_seconds": round(self.total_seconds, 2),
+                "output": str(self.output) if self.output else None, "jsonl": str(self.jsonl) if self.jsonl else None}
+
+    def text(self) -> str:
+        lines = [f"{self.frames} frame(s) of {self.width}x{self.height} at {self.fps:.1f} frames/s; "
+                 f"faces in {self.frames_with_faces} frame(s), {len(self.face_frames)} face id(s)"]
+        if self.frames and not self.face_frames:
+            lines.append("no face found in any frame")
+        for fid, n in sorted(self.face_frames.items()):
+            blinks = self.blinks.get(fid, [])
+            lines.append(f"  face #{fid}: {n} frame(s), {len(blinks)} blink(s)"
+                         + (" at frames " + ", ".join(str(b.start_frame) for b in blinks[:20]) if blinks else ""))
+        lines.append(f"tracking {self.tracking_fps:.0f} frames/s (detector excluded); detector "
+                     f"{self.detection_ms:.0f} ms on {self.detection_frames} frame(s); total {self.total_seconds:.1f} s")
+        if self.output:
+            lines.append(f"video: {self.output}")
+        if self.jsonl:
+            lines.append(f"per-frame results: {self.jsonl}")
+        return "\n".join(lines)
+
+
+def process_video(
+    src: str | int | Path,
+    dst: str | Path | None,
+    model: LandmarkModel,
+    cfg: VideoConfig | None = None,
+    jsonl_path: str | Path | None = None,
+    *,
+    progress: bool = True,
+) -> VideoSummary:
+    """Track faces through a video file or camera; write the annotated video and/or a JSONL line per frame.
+
+    ``src``: a video file, or a camera as ``0`` / ``"webcam:0"``. ``dst``: an
+    .mp4 (mp4v) or .avi (MJPG) file, or None to only analyse. Each JSONL line
+    holds the frame index and time, every face's id, box, smoothed points, pose
+    and expression cues, and the blinks that ended in that frame.
+    """
+    cfg = cfg or VideoConfig()
+    cap, is_camera = open_capture(src)
+    writer = None
+    log = None
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        if not fps > 0 or fps > 1000:
+            fps = cfg.fps or 30.0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        total = None if is_camera or count <= 0 else count
+        if total is not None and cfg.max_frames is not None:
+            total = min(total, cfg.max_frames)
+        summary = VideoSummary(fps=float(fps), output=Path(dst) if dst else None,
+                               jsonl=Path(jsonl_path) if jsonl_path else None)
+        tracker = FaceTracker(model, cfg)
+        blink: dict[int, BlinkDetector] = {}
+        if jsonl_path:
+            Path(jsonl_path).parent.mkdir(parents=True, exist_ok=True)
+            log = open(jsonl_path, "w", encoding="utf-8")
+        start = time.perf_counter()
+        bar = tqdm(total=total, unit="frame", desc="video", disable=not progress)
+        try:
+            for i, frame in enumerate(iter_frames(cap, cfg.max_frames)):
+                if writer is None and dst:
+                    writer = open_writer(dst, fps, (frame.shape[1], frame.shape[0]))
+                summary.width, summary.height = frame.shape[1], frame.shape[0]
+                t0 = time.perf_counter()
+                faces = tracker.step(frame, i / fps)
+                dt = time.perf_counter() - t0
+                if tracker.last_step_detected:
+                    summary.detection_frames += 1
+                    summary.detection_seconds += dt
+                else:
+                    summary.tracking_steps += 1
+                    summary.tracking_seconds += dt
+                summary.frames += 1
+                summary.frames_with_faces += bool(faces)
+                ended: list[dict] = []
+                seen = {f.id for f in faces}
+                for f in faces:
+                    summary.face_frames[f.id] = summary.face_frames.get(f.id, 0) + 1
+                    if cfg.blinks:
+                        det = blink.setdefault(f.id, BlinkDetector())
+                        event = det.update(i, expression_cues(f.points).eye_openness)
+                        if event is not None:
+                            summary.blinks.setdefault(f.id, []).append(event)
+                            ended.append({"id": f.id, **event.to_dict()})
+                for fid, det in blink.items():
+                    if fid not in seen:
+                        det.update(i, None)
+                if log is not None:
+                    log.write(json.dumps({"frame": i, "time": round(i / fps, 4),
+                                          "faces": [face_record(f) for f in faces], "blinks": ended}) + "\n")
+                if writer is not None:
+                    writer.write(cv2.cvtColor(draw_tracked(frame, faces, cfg), cv2.COLOR_RGB2BGR))
+                bar.update(1)
+        except KeyboardInterrupt:  # a webcam session ends with Ctrl-C: keep what was written
+            pass
+        finally:
+            bar.close()
+        summary.total_seconds = time.perf_counter() - start
+        if summary.frames == 0:
+            raise VideoError(f"no frame could be read from {src}")
+        return summary
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+        if log is not None:
+            log.close()
