@@ -4,10 +4,14 @@
 
 Test videos are made from real annotated still faces (300-W AFW, read from
 ../shared/data; nothing is copied into the repository): each face is cut out
-and moved by smooth similarity transforms (shift, rotation +-12 deg, scale
-+-12 %) plus camera shake (0.4 px) and sensor noise (2 grey levels), so the
-true 68 points are known in every frame. The tracker runs on each video with
-and without One Euro smoothing.
+and moved by smooth similarity transforms plus camera shake (0.4 px) and
+sensor noise (2 grey levels), so the true 68 points are known in every frame.
+Three kinds of motion: still (shake and noise only), calm (a person talking to
+a webcam: +-6 % shift, +-6 deg, +-6 % scale, 5 s period) and fast (+-12 %,
++-12 deg, +-12 %, 3 s period: up to ~1.5 face sizes and ~40 deg per second).
+The tracker runs on each video with and without One Euro smoothing. The
+filter's defaults were chosen on other AFW faces (``--seed 0``) than the ones
+reported (``--seed 1``).
 
 * NME: mean point error / true outer-eye-corner distance (points 36/45), %.
 * jitter: mean frame-to-frame change of the error vector (prediction - truth),
@@ -35,6 +39,8 @@ import numpy as np
 from facepoints.apps.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
 from facepoints.data import load_dataset
+from facepoints.detect import box_iou
+from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACEPOINTS_DATA", ROOT.parent / "shared" / "data"))
@@ -99,53 +105,67 @@ def tracking_fps(model, frames: list[np.ndarray], cfg: VideoConfig, repeats: int
     return statistics.median(rates)
 
 
-def pick_faces(samples, model, count: int, seed: int) -> list:
-    """Faces the detector finds in their first synthetic frame (the tracker must start somewhere), in a fixed order."""
+def pick_faces(samples, model, count: int, seed: int) -> tuple[list, int]:
+    """Faces whose first synthetic frame the detector finds (IoU >= 0.4 with the true box), in a fixed order.
+
+    Tracking starts from a detection, so faces the detector misses or mistakes
+    (a box on an eye, say) would measure the detector, not tracking; they are
+    counted and reported instead (the detector has its own benchmark, box_map.md).
+    """
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(samples))
-    chosen = []
-    for idx in order:
+    chosen, skipped = [], 0
+    for idx in rng.permutation(len(samples)):
         s = samples[int(idx)]
         if not s.mask.all():
             continue
-        frame, _ = next(moving_faces([(s.image, s.points)], 1, FRAME, seed=int(idx)))
-        if model.detect(frame):
+        frame, truth = next(moving_faces([(s.image, s.points)], 1, FRAME, seed=int(idx)))
+        found = [tight_box(f.points) for f in model.detect(frame)]
+        if found and box_iou(np.array(found), tight_box(truth[0])[None]).max() >= 0.4:
             chosen.append(s)
+        else:
+            skipped += 1
         if len(chosen) == count:
             break
-    return chosen
+    return chosen, skipped
+
+
+MOTIONS = {
+    "still": Motion(shift=0.0, angle=0.0, scale=0.0),
+    "calm": Motion(shift=0.06, angle=6.0, scale=0.06, period=150.0),
+    "fast": Motion(),
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model name or .onnx (default: the shipped model)")
-    ap.add_argument("--videos", type=int, default=8, help="one-face videos (each also used in a three-face video)")
+    ap.add_argument("--videos", type=int, default=9, help="one-face videos per motion (three-face videos reuse them)")
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1: small batches gain nothing from more)")
-    ap.add_argument("--grid", action="store_true", help="also sweep One Euro min_cutoff x beta")
+    ap.add_argument("--grid", action="store_true", help="also sweep One Euro min_cutoff x beta (calm motion)")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
     import facepoints
 
     model = facepoints.load(args.model, threads=args.threads)
     samples, _ = load_dataset(str(DATA / "300w-68" / "afw"), progress=False)
-    faces = pick_faces(samples, model, args.videos, args.seed)
-    print(f"{len(faces)} AFW faces, {args.frames} frames each, {FRAME[0]}x{FRAME[1]}; model {model.path.name}")
+    faces, skipped = pick_faces(samples, model, args.videos, args.seed)
+    print(f"{len(faces)} AFW faces ({skipped} skipped: the detector missed them), {args.frames} frames each, "
+          f"{FRAME[0]}x{FRAME[1]}; model {model.path.name}")
 
     base = VideoConfig(draw_points=False, draw_pose=False, draw_ids=False, blinks=False)
     smooth = base
     raw = VideoConfig(**{**base.__dict__, "smoothing": False})
-    videos = []
-    for v, s in enumerate(faces):
-        frames, truth = zip(*moving_faces([(s.image, s.points)], args.frames, FRAME, Motion(), seed=args.seed + v))
-        videos.append((list(frames), np.stack(truth), 1))
-    trios = []
-    for v in range(0, len(faces) - 2, 3):
-        trio = [(faces[v + k].image, faces[v + k].points) for k in range(3)]
-        frames, truth = zip(*moving_faces(trio, args.frames, FRAME, Motion(), seed=100 + v))
-        trios.append((list(frames), np.stack(truth), 3))
+
+    def make(motion: Motion, n: int) -> list:
+        out = []
+        for v in range(0, len(faces) - n + 1, n):
+            group = [(faces[v + k].image, faces[v + k].points) for k in range(n)]
+            frames, truth = zip(*moving_faces(group, args.frames, FRAME, motion, seed=args.seed * 1000 + v))
+            out.append((list(frames), np.stack(truth), n))
+        return out
 
     def evaluate(cfg: VideoConfig, vids) -> dict:
         per = []
@@ -154,74 +174,84 @@ def main() -> None:
             per += [errors(preds[k], truth[:, k]) for k in range(n)]
         return {key: float(np.nanmean([p[key] for p in per])) for key in ("nme", "jitter", "tracked")}
 
-    rows = {}
-    for name, cfg in (("raw", raw), ("smoothed", smooth)):
-        rows[f"1 face, {name}"] = evaluate(cfg, videos)
-        if trios:
-            rows[f"3 faces, {name}"] = evaluate(cfg, trios)
-
-    grid = []
-    if args.grid:
-        for mc in (0.3, 0.5, 1.0, 2.0):
-            for beta in (0.5, 1.0, 2.0, 4.0, 8.0):
-                cfg = VideoConfig(**{**base.__dict__, "min_cutoff": mc, "beta": beta})
-                r = evaluate(cfg, videos)
-                grid.append({"min_cutoff": mc, "beta": beta, **r})
-                print(f"  min_cutoff {mc:4} beta {beta:4}: NME {r['nme']:.2f} %  jitter {r['jitter']:.3f} %")
+    rows: dict[str, dict] = {}
+    grid: list[dict] = []
+    for mname, motion in MOTIONS.items():
+        vids = make(motion, 1)
+        for name, cfg in (("raw", raw), ("smoothed", smooth)):
+            rows[f"{mname}, 1 face, {name}"] = evaluate(cfg, vids)
+            print(f"  {mname}, 1 face, {name}: {rows[f'{mname}, 1 face, {name}']}", flush=True)
+        if mname == "calm":
+            trio_vids = make(motion, 3)
+            for name, cfg in (("raw", raw), ("smoothed", smooth)):
+                rows[f"{mname}, 3 faces, {name}"] = evaluate(cfg, trio_vids)
+        if mname == "calm" and args.grid:
+            for mc in (0.3, 0.5, 1.0):
+                for beta in (2.0, 4.0, 6.0, 8.0, 12.0):
+                    r = evaluate(VideoConfig(**{**base.__dict__, "min_cutoff": mc, "beta": beta}), vids)
+                    grid.append({"min_cutoff": mc, "beta": beta, **r})
+                    print(f"  min_cutoff {mc:4} beta {beta:4}: NME {r['nme']:.2f} %  jitter {r['jitter']:.3f} %")
 
     # speed: the tracking loop alone (frames in memory), then one full run with real encode/decode
+    calm1, calm3 = make(MOTIONS["calm"], 1)[0], make(MOTIONS["calm"], 3)[0]
     speed_cfg = VideoConfig(**{**base.__dict__, "detect_every": 10 ** 9})  # detect once, then only track
-    fps1 = tracking_fps(model, videos[0][0], speed_cfg)
-    fps3 = tracking_fps(model, trios[0][0], speed_cfg) if trios else float("nan")
-    _, _, det_s = run_tracker(model, videos[0][0][:40], 1, videos[0][1][:40], VideoConfig(**{**base.__dict__,
-                                                                                             "detect_every": 1}))
+    fps1 = tracking_fps(model, calm1[0], speed_cfg)
+    fps3 = tracking_fps(model, calm3[0], speed_cfg)
+    _, _, det_s = run_tracker(model, calm1[0][:30], 1, calm1[1][:30],
+                              VideoConfig(**{**base.__dict__, "detect_every": 1}))
     detect_ms = 1000 * statistics.median(det_s)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
-        write_video(iter(videos[0][0]), str(src))
+        write_video(iter(calm1[0]), str(src))
         full = process_video(src, dst, model, VideoConfig(effect="glasses"), Path(tmp) / "out.jsonl", progress=False)
     pipeline_fps = full.frames / full.total_seconds
 
-    raw1, sm1 = rows["1 face, raw"], rows["1 face, smoothed"]
-    jitter_cut = 1 - sm1["jitter"] / raw1["jitter"]
-    nme_rise = sm1["nme"] / raw1["nme"] - 1
-    targets = {
-        "smoothing cuts jitter by >= 50 %": (jitter_cut >= 0.5, f"{100 * jitter_cut:.0f} %"),
-        "smoothing raises NME by <= 5 %": (nme_rise <= 0.05, f"{100 * nme_rise:+.1f} %"),
-        "tracking one face >= 200 frames/s": (fps1 >= 200, f"{fps1:.0f} frames/s"),
-    }
+    targets = {}
+    for mname in MOTIONS:
+        r, sm = rows[f"{mname}, 1 face, raw"], rows[f"{mname}, 1 face, smoothed"]
+        cut, rise = 1 - sm["jitter"] / r["jitter"], sm["nme"] / r["nme"] - 1
+        targets[f"{mname}: smoothing cuts jitter by >= 50 %"] = (cut >= 0.5, f"{100 * cut:.0f} %")
+        targets[f"{mname}: smoothing raises NME by <= 5 %"] = (rise <= 0.05, f"{100 * rise:+.1f} %")
+    targets["tracking one face >= 200 frames/s"] = (fps1 >= 200, f"{fps1:.0f} frames/s")
+    cfg_text = f"min_cutoff {smooth.min_cutoff} Hz, beta {smooth.beta}, d_cutoff {smooth.d_cutoff} Hz"
     lines = [
         "# Video tracking: accuracy, jitter, speed",
         "",
-        f"`python benchmarks/video.py{' --model ' + args.model if args.model else ''}` "
-        f"(model `{model.path.name}`: {model.meta.get('provenance', '')}).",
+        (f"`python benchmarks/video.py{' --model ' + args.model if args.model else ''}` "
+         f"(model `{model.path.name}`: {model.meta.get('provenance', '')})."),
         "",
-        f"{len(faces)} real AFW faces, each moved by smooth known similarity transforms (shift, rotation +-12 deg, "
-        f"scale +-12 %) plus camera shake (0.4 px) and sensor noise, {args.frames} frames of {FRAME[0]}x{FRAME[1]} "
-        f"at 30 frames/s; three-face videos put three of them side by side. NME and jitter in % of the true "
-        "outer-eye-corner distance; jitter is the mean frame-to-frame change of the error vector.",
+        (f"{len(faces)} real AFW faces (300-W annotations; {skipped} other candidates skipped because the Haar "
+         "detector did not find them in the first frame, so tracking could not start), each cut out and moved by "
+         "smooth known similarity "
+         f"transforms plus camera shake (0.4 px) and sensor noise; {args.frames} frames of {FRAME[0]}x{FRAME[1]} at "
+         "30 frames/s. Motion: *still* (shake and noise only), *calm* (+-6 % shift, +-6 deg, +-6 % scale, 5 s "
+         "period: a person talking to a webcam), *fast* (+-12 %, +-12 deg, +-12 %, 3 s period: up to ~1.5 face "
+         "sizes and ~40 deg per second). Three-face videos put three faces side by side. NME and jitter in % of "
+         "the true outer-eye-corner distance; jitter is the mean frame-to-frame change of the error vector "
+         "(prediction - truth), so it counts shaking and lag alike."),
         "",
-        "| run | NME % | jitter % | frames tracked |",
+        "| motion, faces, points | NME % | jitter % | frames tracked |",
         "| --- | ---: | ---: | ---: |",
     ]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['nme']:.2f} | {r['jitter']:.3f} | {100 * r['tracked']:.0f} % |")
-    cfg_text = f"min_cutoff {smooth.min_cutoff} Hz, beta {smooth.beta}, d_cutoff {smooth.d_cutoff} Hz"
     lines += [
         "",
-        f"Smoothing (One Euro, {cfg_text}): jitter {raw1['jitter']:.3f} -> {sm1['jitter']:.3f} % "
-        f"({100 * jitter_cut:.0f} % less), NME {raw1['nme']:.2f} -> {sm1['nme']:.2f} % ({100 * nme_rise:+.1f} %).",
+        (f"Smoothing: One Euro filter, {cfg_text}, one cutoff per face from its mean point speed in face sizes "
+         "per second (`VideoConfig` defaults; chosen on AFW faces of `--seed 0`, reported here on `--seed "
+         f"{args.seed}`)."),
         "",
         "| speed | |",
         "| --- | ---: |",
-        f"| tracking loop, 1 face (FaceTracker.step, frames in memory) | {fps1:.0f} frames/s |",
-        f"| tracking loop, 3 faces | {fps3:.0f} frames/s |",
+        (f"| tracking loop, 1 face (`FaceTracker.step`: landmarks, checks, smoothing, pose; frames in memory) "
+         f"| {fps1:.0f} frames/s |"),
+        f"| tracking loop, 3 faces (one batched landmark pass) | {fps3:.0f} frames/s |",
         f"| a detection frame (Haar detector + landmarks), 1 face | {detect_ms:.0f} ms |",
-        f"| whole pipeline incl. mp4 decode, drawing (points, pose, ids, glasses), mp4v encode, JSONL, "
-        f"detector every 30 frames | {pipeline_fps:.0f} frames/s |",
+        ("| whole `process_video`: mp4 decode, tracking, detector every 30 frames, drawing (points, pose, ids, "
+         f"glasses), mp4v encode, JSONL | {pipeline_fps:.0f} frames/s |"),
         "",
-        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), shared with other jobs "
-        "while this ran, so speeds are lower bounds.",
+        (f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), onnxruntime with "
+         f"{args.threads} thread(s); other jobs (a training run) shared the machine, so speeds are lower bounds."),
         "",
         "| target | met | value |",
         "| --- | --- | --- |",
@@ -229,15 +259,18 @@ def main() -> None:
     for name, (ok, value) in targets.items():
         lines.append(f"| {name} | {'yes' if ok else '**no**'} | {value} |")
     if grid:
-        lines += ["", "One Euro sweep (1-face videos):", "", "| min_cutoff | beta | NME % | jitter % |",
-                  "| ---: | ---: | ---: | ---: |"]
+        lines += ["", "One Euro sweep (calm motion, 1-face videos):", "",
+                  "| min_cutoff | beta | NME % | jitter % |", "| ---: | ---: | ---: | ---: |"]
         lines += [f"| {g['min_cutoff']} | {g['beta']} | {g['nme']:.2f} | {g['jitter']:.3f} |" for g in grid]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "video.md").write_text(text, encoding="utf-8")
     (args.out / "video.json").write_text(json.dumps({
-        "model": model.path.name, "faces": len(faces), "frames": args.frames, "rows": rows,
+        "model": model.path.name, "provenance": model.meta.get("provenance"), "faces": len(faces),
+        "skipped_faces": skipped,
+        "frames": args.frames, "seed": args.seed, "rows": rows,
+        "motions": {k: vars(m) for k, m in MOTIONS.items()},
         "one_euro": {"min_cutoff": smooth.min_cutoff, "beta": smooth.beta, "d_cutoff": smooth.d_cutoff},
         "tracking_fps_1_face": fps1, "tracking_fps_3_faces": fps3, "detection_frame_ms": detect_ms,
         "pipeline_fps": pipeline_fps, "targets": {k: {"met": ok, "value": v} for k, (ok, v) in targets.items()},

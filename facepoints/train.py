@@ -29,7 +29,7 @@ from facepoints.augment import AugmentConfig, build_augmenter, jitter_box
 from facepoints.config import load_config, save_config
 from facepoints.data import CleaningReport, DatasetSpec, Sample, load_dataset, split_by_group
 from facepoints.models import build_model, count_parameters
-from facepoints.schemes import PointScheme, load_scheme
+from facepoints.schemes import PointScheme, SchemeError, load_scheme
 
 
 @dataclass
@@ -322,8 +322,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     scheme = load_scheme(cfg.data.scheme)
     if not cfg.data.train:
         raise ValueError("config has no training data (data.train)")
-    if cfg.augment.flip > 0:
-        scheme.flip_permutation()  # refuse before hours of loading: flips need the scheme's flip table
+    if cfg.augment.flip > 0 and scheme.flip_index is None:  # refuse before loading: flips need a flip table
+        raise SchemeError(f"scheme {scheme.name!r} has no flip table (flip_pairs): add flip_pairs to the scheme "
+                          "or set augment.flip=0")
 
     train_samples, report = load_samples(cfg.data.train, cfg)
     if cfg.data.val:

@@ -8,7 +8,10 @@ plumbing (coordinates, ids, files), with tolerances a weak model passes.
 
 from __future__ import annotations
 
+import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -58,6 +61,15 @@ def mirror(points: np.ndarray, width: int) -> np.ndarray:
     out = points.copy()
     out[:, 0] = width - 1 - out[:, 0]
     return out[FLIP]
+
+
+def test_the_applications_never_import_torch() -> None:
+    code = ("import sys\nimport facepoints.apps.align, facepoints.apps.pose, facepoints.apps.expression\n"
+            "import facepoints.apps.ar, facepoints.apps.video, facepoints.apps.run, facepoints.apps.synth\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------- scheme helpers and face size
@@ -110,8 +122,8 @@ def test_alignment_matrix_is_equivariant_and_lands_on_the_template(astronaut) ->
 @pytest.mark.parametrize("angle,scale", [(30.0, 1.0), (-20.0, 0.7), (12.0, 1.6)])
 def test_a_photo_moved_by_a_known_similarity_gives_the_same_aligned_crop(astronaut, angle, scale) -> None:
     image, pts = astronaut
-    t = similarity(angle, scale, (60, 40), centre=(256, 256))
-    moved = cv2.warpAffine(image, t, (700, 700), flags=cv2.INTER_LINEAR)
+    t = similarity(angle, scale, (200, 250), centre=(256, 256))
+    moved = cv2.warpAffine(image, t, (1000, 1000), flags=cv2.INTER_LINEAR)
     crop = align.align_face(image, pts).astype(np.float64)
     again = align.align_face(moved, apply(t, pts)).astype(np.float64)
     assert crop.shape == again.shape == (112, 112, 3)
@@ -252,7 +264,7 @@ def test_each_cue_measures_its_own_feature() -> None:
     assert d["smile_width"] == pytest.approx(0.16, abs=0.01) and d["mouth_openness"] == 0
     d = changed(raise_brows)
     assert d["brow_raise"] == pytest.approx(0.1, abs=0.005) and d["left_eye_openness"] == 0
-    assert 0.2 < c0.left_eye_openness == pytest.approx(c0.right_eye_openness) < 0.4
+    assert c0.left_eye_openness == pytest.approx(c0.right_eye_openness) and 0.2 < c0.left_eye_openness < 0.4
 
 
 def _blinking_eyes(openness: np.ndarray, rng) -> list[np.ndarray]:
@@ -346,13 +358,33 @@ def test_one_euro_filter_smooths_still_points_and_follows_moving_ones() -> None:
     noisy = 100 + rng.normal(0, 1.0, (300, 68, 2))
     out = np.array([f(x, i / 30, scale=100.0) for i, x in enumerate(noisy)])
     assert np.array_equal(out[0], noisy[0])
-    assert out[30:].std() < noisy[30:].std() / 3
+    assert out[30:].std() < noisy[30:].std() / 2.5
     ramp = np.arange(90)[:, None, None] * np.full((1, 68, 2), 4.0)  # 120 px/s = 1.2 face sizes/s
     lag = {}
     for beta in (0.0, 5.0):
         g = video.OneEuroFilter(min_cutoff=1.0, beta=beta)
         lag[beta] = np.abs(np.array([g(x, i / 30, 100.0) for i, x in enumerate(ramp)])[-1] - ramp[-1]).max()
     assert lag[5.0] < lag[0.0] / 3, "speed raises the cutoff, so moving points lag little"
+
+
+def test_the_video_smoothing_lets_blinks_through() -> None:
+    """Smoothed points are what the video pipeline measures, so a 4-frame blink must survive the filter."""
+    rng = np.random.default_rng(5)
+    o = np.ones(90)
+    o[40:44] = 0.1
+    frames = _blinking_eyes(o, rng)
+    cfg = video.VideoConfig()
+    f = video.OneEuroFilter(cfg.min_cutoff, cfg.beta, cfg.d_cutoff)
+    smoothed = [f(p, i / 30, face_size(p)) for i, p in enumerate(frames)]
+    ear = [expression.expression_cues(p).eye_openness for p in smoothed]
+    assert min(ear[40:46]) < 0.35 * np.median(ear)
+    det = expression.BlinkDetector()
+    for i, e in enumerate(ear):
+        det.update(i, e)
+    assert len(det.events) == 1 and det.events[0].start_frame in (40, 41) and 43 <= det.events[0].end_frame <= 47
+    jitter_raw = np.abs(np.diff(np.array(frames)[:35], axis=0)).mean()
+    jitter_smooth = np.abs(np.diff(np.array(smoothed)[10:35], axis=0)).mean()
+    assert jitter_smooth < 0.5 * jitter_raw, "still points are smoothed"
 
 
 @pytest.fixture(scope="module")
@@ -375,13 +407,16 @@ def test_process_video_tracks_two_faces_with_stable_ids(tmp_path, model, two_fac
     assert sorted(summary.face_frames.values()) == [45, 45], summary.text()
     assert summary.detection_frames <= 15 and summary.tracking_steps >= 30
     cap = cv2.VideoCapture(str(dst))
-    n, shape = 0, None
+    frames = []
     while True:
         ok, frame = cap.read()
         if not ok:
             break
-        n, shape = n + 1, frame.shape
-    assert n == 45 and shape == (360, 640, 3)
+        frames.append(frame)
+    assert len(frames) == 45 and frames[0].shape == (360, 640, 3)
+    ok, first_in = cv2.VideoCapture(str(src)).read()
+    corner = (slice(300, 360), slice(0, 60))  # background, nothing drawn: colours survive decode -> RGB -> encode
+    assert np.abs(frames[0][corner].astype(int) - first_in[corner]).mean() < 4
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(45))
     side = {}
@@ -497,8 +532,9 @@ def test_on_real_annotated_faces(real_data, model) -> None:
         crop = align.align_face(s.image, s.points)
         assert crop.shape == (112, 112, 3) and crop.std() > 10
     s = next(s for s in faces if model.detect(next(synth.moving_faces([(s.image, s.points)], 1, (480, 360)))[0]))
-    frames, truth = zip(*synth.moving_faces([(s.image, s.points)], 40, (480, 360), seed=2))
-    jitter = {}
+    calm = synth.Motion(shift=0.06, angle=6.0, scale=0.06, period=150.0)  # benchmarks/video.py "calm"
+    frames, truth = zip(*synth.moving_faces([(s.image, s.points)], 40, (480, 360), calm, seed=2))
+    jitter, nme = {}, {}
     for smooth in (False, True):
         tracker = video.FaceTracker(model, video.VideoConfig(smoothing=smooth))
         errs = []
@@ -507,5 +543,26 @@ def test_on_real_annotated_faces(real_data, model) -> None:
             assert len(got) == 1
             errs.append(got[0].points - truth[i][0])
         eye = eye_distance(truth[0][0])
-        jitter[smooth] = np.mean([np.linalg.norm(b - a, axis=1).mean() for a, b in zip(errs, errs[1:])]) / eye
-    assert jitter[True] < 0.8 * jitter[False], jitter
+        nme[smooth] = np.mean([np.linalg.norm(e, axis=1).mean() for e in errs]) / eye
+        jitter[smooth] = np.mean([np.linalg.norm(b - a, axis=1).mean() for a, b in itertools.pairwise(errs)]) / eye
+    # one steady face over 40 frames: less to remove than the benchmark's average (see benchmarks/results/video.md)
+    assert jitter[True] < 0.85 * jitter[False], jitter
+    assert nme[True] < 1.1 * nme[False], nme
+
+
+def test_readme_applications_example_runs_and_its_pictures_exist(tmp_path, two_face_video, monkeypatch) -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Applications"):text.index("## Results")]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    code = code[:code.index("```")]
+    src, _ = two_face_video
+    code = code.replace('"photo.jpg"', repr(str(sample_image_path()))).replace('"in.mp4"', repr(str(src)))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    assert scope["crop"].shape == (112, 112, 3) and scope["summary"].frames == 45
+    assert (tmp_path / "out.mp4").is_file() and (tmp_path / "out.jsonl").is_file()
+    pictures = [line.split("](")[1].rstrip(")") for line in section.splitlines() if line.startswith("![")]
+    assert len(pictures) == 5
+    for pic in pictures:
+        assert (ROOT / pic).is_file(), pic

@@ -27,7 +27,7 @@ from facepoints.inference import (
 from facepoints.schemes import load_scheme
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import TensorProto, helper
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 68
@@ -339,11 +339,11 @@ def test_broken_models_fail_at_load_with_the_reason(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- whole pipeline
 
 
-def test_detect_runs_detector_box_map_and_landmarks(real_data: Path, toy: Path) -> None:
+def test_detect_runs_detector_box_map_and_landmarks(real_data: Path, toy: Path, tmp_path: Path) -> None:
     from tests.test_detect import COMPOSITE_FACES, composite, youtube_test_faces
 
     image, truths = composite(youtube_test_faces(real_data, COMPOSITE_FACES))
-    model = load(toy, detector=FaceDetector())
+    model = load(toy, detector=FaceDetector(), refine=0)
     faces = model.detect(image)
     assert len(faces) == len(truths) and all(isinstance(f, Face) for f in faces)
     dets = FaceDetector().detect(image)
@@ -354,8 +354,16 @@ def test_detect_runs_detector_box_map_and_landmarks(real_data: Path, toy: Path) 
         assert np.allclose(face.points[0], [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], atol=1e-3)
     assert model.detect(np.full((120, 160), 128, np.uint8)) == []
 
+    # refinement re-crops around the tight box of the previous pass's points
+    inside = make_model(tmp_path, "inside", base=np.random.default_rng(5).uniform(0.2, 0.8, (K, 2)), slope=0.3)
+    once, twice = load(inside, refine=0).detect(image), load(inside, refine=1).detect(image)
+    for a, b in zip(once, twice):
+        tight = np.concatenate([a.points.min(axis=0), a.points.max(axis=0)])
+        assert np.allclose(b.box, tight, atol=1e-6)
+        assert np.allclose(b.points, load(inside).landmarks(image, tight[None])[0], atol=1e-4)
+
 
 def test_runtime_never_imports_torch() -> None:
     code = "import sys, facepoints.inference, facepoints.detect; sys.exit('torch' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr or "facepoints.inference imported torch"

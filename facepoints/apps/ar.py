@@ -45,7 +45,7 @@ def glasses_art() -> tuple[np.ndarray, np.ndarray]:
     color[:] = frame_rgb
     alpha = np.zeros((h, w), np.uint8)
     for x, y in centres:
-        c = (int(round(x)), int(round(y)))
+        c = (round(x), round(y))
         cv2.ellipse(color, c, axes, 0, 0, 360, lens_rgb, -1)
         cv2.ellipse(alpha, c, axes, 0, 0, 360, 110, -1, cv2.LINE_AA)
         shine = (int(x - 0.18 * d), int(y - 0.12 * d))
@@ -53,7 +53,7 @@ def glasses_art() -> tuple[np.ndarray, np.ndarray]:
         cv2.ellipse(alpha, shine, (int(0.12 * d), int(0.04 * d)), -25, 0, 360, 150, -1, cv2.LINE_AA)
         cv2.ellipse(color, c, axes, 0, 0, 360, frame_rgb, rim + 2)
         cv2.ellipse(alpha, c, axes, 0, 0, 360, 255, rim, cv2.LINE_AA)
-    bridge_c = (int(round(cx)), int(round(cy - 0.05 * d)))
+    bridge_c = (round(cx), round(cy - 0.05 * d))
     cv2.ellipse(color, bridge_c, (int(0.09 * d), int(0.08 * d)), 0, 200, 340, frame_rgb, rim + 2)
     cv2.ellipse(alpha, bridge_c, (int(0.09 * d), int(0.08 * d)), 0, 200, 340, 255, rim, cv2.LINE_AA)
     for side in (-1, 1):  # temple stubs from the rims' outer edges to the sides of the head

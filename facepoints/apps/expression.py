@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from statistics import median
 
+import cv2
 import numpy as np
 
 from facepoints.apps.points import check_points68, face_size
@@ -81,6 +82,39 @@ def expression_cues(points68: np.ndarray) -> ExpressionCues:
         smile_width=float(np.linalg.norm(pts[54] - pts[48])) / size,
         brow_raise=float(np.mean(brow)) / size,
     )
+
+
+CUE_COLORS = {"eyes": (0, 200, 255), "mouth": (255, 80, 80), "smile": (255, 220, 0), "brows": (120, 255, 120)}
+
+
+def cue_segments(points68: np.ndarray) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """The line segments each cue measures, for drawing: eyes, mouth (inner-lip gaps), smile, brows."""
+    pts = check_points68(points68)
+    eye_line = pts[45] - pts[36]
+    eye_line /= max(float(np.linalg.norm(eye_line)), 1e-9)
+    up = np.array([eye_line[1], -eye_line[0]])
+    brows = []
+    for brow_idx, (outer, inner) in ((RIGHT_BROW, (36, 39)), (LEFT_BROW, (42, 45))):
+        anchor = (pts[outer] + pts[inner]) / 2
+        height = float(((pts[list(brow_idx)] - anchor) @ up).mean())
+        brows.append((anchor, anchor + height * up))
+    return {
+        "eyes": [(pts[a], pts[b]) for a, b in ((37, 41), (38, 40), (43, 47), (44, 46), (36, 39), (42, 45))],
+        "mouth": [(pts[a], pts[b]) for a, b in INNER_LIP_PAIRS],
+        "smile": [(pts[48], pts[54])],
+        "brows": brows,
+    }
+
+
+def draw_cues(image: np.ndarray, points68: np.ndarray, thickness: int | None = None) -> np.ndarray:
+    """A copy of the RGB image with the segments behind each cue (colours in ``CUE_COLORS``)."""
+    out = np.ascontiguousarray(image).copy()
+    t = thickness if thickness is not None else max(1, round(face_size(points68) / 60))
+    for name, segments in cue_segments(points68).items():
+        for a, b in segments:
+            cv2.line(out, tuple(round(float(v) * 16) for v in a), tuple(round(float(v) * 16) for v in b),
+                     CUE_COLORS[name], t, cv2.LINE_AA, 4)
+    return out
 
 
 @dataclass

@@ -186,12 +186,14 @@ def project_model(
     return cam[:, :2] / cam[:, 2:3] * np.array([k[0, 0], k[1, 1]]) + k[:2, 2]
 
 
-def head_pose(points68: np.ndarray, image_size: tuple[int, int], focal: float | None = None) -> HeadPose:
+def head_pose(points68: np.ndarray, image_size: tuple[int, int], focal: float | None = None, *,
+              refine: bool = True) -> HeadPose:
     """Yaw, pitch and roll of a face from its 68 points; image_size = (width, height) of the photo they are in.
 
     Uses the points that barely move with expression (upper jaw, nose, eye
     corners), so smiling or talking does not tilt the estimate. SQPnP finds the
-    global optimum, Levenberg-Marquardt polishes it.
+    global optimum of its object-space error; Levenberg-Marquardt then polishes
+    the image-space error (``refine=False`` skips that for quick checks).
     """
     pts = check_points68(points68)
     if not np.isfinite(pts).all():
@@ -202,7 +204,8 @@ def head_pose(points68: np.ndarray, image_size: tuple[int, int], focal: float | 
     ok, rvec, tvec = cv2.solvePnP(obj, img, k, None, flags=cv2.SOLVEPNP_SQPNP)
     if not ok:
         raise ValueError("cv2.solvePnP found no pose for these points")
-    rvec, tvec = cv2.solvePnPRefineLM(obj, img, k, None, rvec, tvec)
+    if refine:
+        rvec, tvec = cv2.solvePnPRefineLM(obj, img, k, None, rvec, tvec)
     rotation = cv2.Rodrigues(rvec)[0]
     proj = cv2.projectPoints(obj, rvec, tvec, k, None)[0].reshape(-1, 2)
     rms = float(np.sqrt(((proj - img) ** 2).sum(axis=1).mean()))
@@ -228,9 +231,9 @@ def draw_pose_axes(image: np.ndarray, pose: HeadPose, points68: np.ndarray,
     ends = pose_axes_2d(pose, points68, size)
     t = thickness if thickness is not None else max(1, round(face_size(points68) / 40))
     shift = 4
-    o = tuple(int(round(v * (1 << shift))) for v in ends[0])
+    o = tuple(round(float(v) * (1 << shift)) for v in ends[0])
     for end, color in zip(ends[1:], AXIS_COLORS):
-        e = tuple(int(round(v * (1 << shift))) for v in end)
+        e = tuple(round(float(v) * (1 << shift)) for v in end)
         cv2.arrowedLine(out, o, e, color, t, cv2.LINE_AA, shift, 0.15)
     return out
 

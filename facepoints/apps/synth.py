@@ -43,7 +43,7 @@ def face_paths(n_faces: int, n_frames: int, frame_size: tuple[int, int], eye_px:
     t = np.arange(n_frames, dtype=np.float64)
     out = np.zeros((n_frames, n_faces, 2, 3))
     for k in range(n_faces):
-        base_scale = 0.30 * min(slot, h) / eye_px[k]  # eye corners ~30 % of the slot apart
+        base_scale = 0.22 * min(slot, h) / eye_px[k]  # eye corners ~22 % of the slot apart
         home = np.array([(k + 0.5) * slot, 0.5 * h])
 
         def wave(amplitude: float) -> np.ndarray:

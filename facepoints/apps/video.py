@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,9 +56,9 @@ class VideoConfig:
     max_faces: int = 10
     min_face_px: float = 12.0  # tracks whose box gets smaller than this are dropped
     smoothing: bool = True
-    min_cutoff: float = 1.0  # One Euro: cutoff (Hz) for a still face; lower = smoother, more lag
-    beta: float = 2.0  # One Euro: cutoff rise per face size per second of speed; higher = less lag
-    d_cutoff: float = 1.0  # One Euro: cutoff (Hz) of the speed estimate
+    min_cutoff: float = 0.5  # One Euro: cutoff (Hz) for a still face; lower = smoother, more lag
+    beta: float = 5.0  # One Euro: cutoff rise per face size per second of speed; higher = less lag
+    d_cutoff: float = 2.0  # One Euro: cutoff (Hz) of the speed estimate
     effect: str | None = None  # "glasses", "moustache" or None
     draw_points: bool = True
     draw_ids: bool = True
@@ -83,10 +84,15 @@ def _alpha(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
 
 @dataclass
 class OneEuroFilter:
-    """One Euro low-pass filter of an array signal (each element filtered on its own).
+    """One Euro low-pass filter of a point set (or any array): smooth when still, little lag when moving.
 
-    ``scale`` divides the speed before ``beta`` applies, so with the face size
-    as scale one setting serves faces of every size and video resolution.
+    Each point's cutoff rises with the larger of two speeds: the mean speed of
+    all points, and its own. A face mostly moves as a whole, and the mean speed
+    of 68 points is far less noisy than one point's, so ``beta`` can be high
+    without noise opening the filter. The point's own speed lets local motion
+    through: a blink moves four eyelid points and must not be smoothed away.
+    ``scale`` divides the speeds, so with the face size as scale one setting
+    serves faces of every size and video resolution.
     """
 
     min_cutoff: float = 1.0
@@ -98,15 +104,19 @@ class OneEuroFilter:
 
     def __call__(self, x: np.ndarray, t: float, scale: float = 1.0) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        if self._x is None or self._x.shape != x.shape:
+        if self._x is None or self._dx is None or self._x.shape != x.shape:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
             return x.copy()
         dt = t - self._t
         if dt <= 0:
             return self._x.copy()
-        dx = (x - self._x) / dt
-        self._dx = self._dx + _alpha(dt, self.d_cutoff) * (dx - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx) / max(scale, 1e-9)
+        self._dx = self._dx + _alpha(dt, self.d_cutoff) * ((x - self._x) / dt - self._dx)
+        if x.ndim:
+            own = np.linalg.norm(self._dx, axis=-1, keepdims=True) if x.ndim > 1 else np.abs(self._dx)
+            speed = np.maximum(own, own.mean())
+        else:
+            speed = np.abs(self._dx)
+        cutoff = self.min_cutoff + self.beta * speed / max(scale, 1e-9)
         self._x = self._x + _alpha(dt, cutoff) * (x - self._x)
         self._t = t
         return self._x.copy()
@@ -171,7 +181,7 @@ class FaceTracker:
         track.plausible = False
         if min(box[2] - box[0], box[3] - box[1]) < self.cfg.min_face_px or not np.isfinite(track.points).all():
             return
-        track.pose = head_pose(track.points, size)
+        track.pose = head_pose(track.points, size, refine=not self.cfg.smoothing)  # smoothed pose is refined later
         cfg = self.cfg
         score = float(np.mean(track.scores))
         if track.detected:
@@ -209,7 +219,7 @@ class FaceTracker:
         for j, face in enumerate(faces):
             if j in matched_dets or len(kept) >= cfg.max_faces:
                 continue
-            if kept and box_iou(det_boxes[j], np.array([t.box for t in kept])).max() >= cfg.match_iou:
+            if kept and box_iou(det_boxes[j], np.array([tight_box(t.points) for t in kept])).max() >= cfg.match_iou:
                 continue
             kept.append(_Track(self.next_id, face.points, face.points, face.scores, face.box, self._new_filter()))
             self.next_id += 1
@@ -256,7 +266,7 @@ class FaceTracker:
         """Two tracks that converged on one face: keep the older id."""
         if len(self.tracks) < 2:
             return
-        boxes = np.array([tr.box for tr in self.tracks])
+        boxes = np.array([tight_box(tr.points) for tr in self.tracks])
         iou = box_iou(boxes, boxes)
         order = sorted(range(len(self.tracks)), key=lambda i: self.tracks[i].id)
         keep: list[int] = []
@@ -398,8 +408,8 @@ class VideoSummary:
                 "output": str(self.output) if self.output else None, "jsonl": str(self.jsonl) if self.jsonl else None}
 
     def text(self) -> str:
-        lines = [f"{self.frames} frame(s) of {self.width}x{self.height} at {self.fps:.1f} frames/s; "
-                 f"faces in {self.frames_with_faces} frame(s), {len(self.face_frames)} face id(s)"]
+        lines = [(f"{self.frames} frame(s) of {self.width}x{self.height} at {self.fps:.1f} frames/s; "
+                  f"faces in {self.frames_with_faces} frame(s), {len(self.face_frames)} face id(s)")]
         if self.frames and not self.face_frames:
             lines.append("no face found in any frame")
         for fid, n in sorted(self.face_frames.items()):
@@ -432,12 +442,11 @@ def process_video(
     and expression cues, and the blinks that ended in that frame.
     """
     cfg = cfg or VideoConfig()
-    cap, is_camera = open_capture(src)
-    writer = None
-    log = None
-    try:
+    with ExitStack() as stack:
+        cap, is_camera = open_capture(src)
+        stack.callback(cap.release)
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        if not fps > 0 or fps > 1000:
+        if not 0 < fps <= 1000:
             fps = cfg.fps or 30.0
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         total = None if is_camera or count <= 0 else count
@@ -445,17 +454,20 @@ def process_video(
             total = min(total, cfg.max_frames)
         summary = VideoSummary(fps=float(fps), output=Path(dst) if dst else None,
                                jsonl=Path(jsonl_path) if jsonl_path else None)
-        tracker = FaceTracker(model, cfg)
-        blink: dict[int, BlinkDetector] = {}
+        log = None
         if jsonl_path:
             Path(jsonl_path).parent.mkdir(parents=True, exist_ok=True)
-            log = open(jsonl_path, "w", encoding="utf-8")
+            log = stack.enter_context(open(jsonl_path, "w", encoding="utf-8"))
+        tracker = FaceTracker(model, cfg)
+        blink: dict[int, BlinkDetector] = {}
+        writer = None
+        bar = stack.enter_context(tqdm(total=total, unit="frame", desc="video", disable=not progress))
         start = time.perf_counter()
-        bar = tqdm(total=total, unit="frame", desc="video", disable=not progress)
         try:
             for i, frame in enumerate(iter_frames(cap, cfg.max_frames)):
                 if writer is None and dst:
                     writer = open_writer(dst, fps, (frame.shape[1], frame.shape[0]))
+                    stack.callback(writer.release)
                 summary.width, summary.height = frame.shape[1], frame.shape[0]
                 t0 = time.perf_counter()
                 faces = tracker.step(frame, i / fps)
@@ -469,15 +481,15 @@ def process_video(
                 summary.frames += 1
                 summary.frames_with_faces += bool(faces)
                 ended: list[dict] = []
-                seen = {f.id for f in faces}
                 for f in faces:
                     summary.face_frames[f.id] = summary.face_frames.get(f.id, 0) + 1
                     if cfg.blinks:
-                        det = blink.setdefault(f.id, BlinkDetector())
-                        event = det.update(i, expression_cues(f.points).eye_openness)
+                        event = blink.setdefault(f.id, BlinkDetector()).update(
+                            i, expression_cues(f.points).eye_openness)
                         if event is not None:
                             summary.blinks.setdefault(f.id, []).append(event)
                             ended.append({"id": f.id, **event.to_dict()})
+                seen = {f.id for f in faces}
                 for fid, det in blink.items():
                     if fid not in seen:
                         det.update(i, None)
@@ -489,15 +501,7 @@ def process_video(
                 bar.update(1)
         except KeyboardInterrupt:  # a webcam session ends with Ctrl-C: keep what was written
             pass
-        finally:
-            bar.close()
         summary.total_seconds = time.perf_counter() - start
-        if summary.frames == 0:
-            raise VideoError(f"no frame could be read from {src}")
-        return summary
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-        if log is not None:
-            log.close()
+    if summary.frames == 0:
+        raise VideoError(f"no frame could be read from {src}")
+    return summary
