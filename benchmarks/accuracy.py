@@ -91,11 +91,55 @@ class DlibReference:
         return np.asarray(out, dtype=np.float64)
 
 
-def run_method(name: str, predict, samples: list[Sample]) -> tuple[np.ndarray, float]:
+def run_method(name: str, predict, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Points (and per-point scores when the method has them) for every face, box = tight GT box."""
     t = time.perf_counter()
-    pred = np.stack([predict(s.image, tight_box(s.points, s.mask)[None])[0]
-                     for s in tqdm(samples, desc=name, leave=False)])
-    return pred, (time.perf_counter() - t) / len(samples) * 1000
+    pts, scores = [], []
+    for s in tqdm(samples, desc=name, leave=False):
+        out = predict(s.image, tight_box(s.points, s.mask)[None])
+        if isinstance(out, tuple):
+            pts.append(out[0][0])
+            scores.append(out[1][0])
+        else:
+            pts.append(out[0])
+    ms = (time.perf_counter() - t) / len(samples) * 1000
+    return np.stack(pts), (np.stack(scores) if scores else None), ms
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def confidence_report(name: str, ds: str, pred: np.ndarray, scores: np.ndarray, samples: list[Sample],
+                      out: Path) -> dict:
+    """Does a low score flag a bad point? Per-point error (by eye distance) against score, binned by decile."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gt = np.stack([s.points for s in samples])
+    mask = np.stack([s.mask for s in samples])
+    d = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)[:, None]
+    err = (np.linalg.norm(pred - gt, axis=-1) / d)[mask]
+    sc = scores[mask]
+    rho = spearman(sc, err)
+    edges = np.quantile(sc, np.linspace(0, 1, 11))
+    idx = np.clip(np.searchsorted(edges, sc, side="right") - 1, 0, 9)
+    centres = [float(np.median(sc[idx == i])) for i in range(10)]
+    means = [float(100 * err[idx == i].mean()) for i in range(10)]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(centres, means, "o-")
+    ax.set_xlabel("per-point confidence (decile median)")
+    ax.set_ylabel("mean point error (% eye distance)")
+    ax.set_title(f"{name} on {ds}: Spearman rho = {rho:.2f}")
+    fig.tight_layout()
+    fig.savefig(out / f"confidence_{ds}_{name}.png", dpi=100)
+    plt.close(fig)
+    return {"method": name, "dataset": ds, "spearman_score_vs_error": rho,
+            "lowest_decile_error_pct": means[0], "highest_decile_error_pct": means[-1]}
 
 
 def main() -> None:
@@ -113,7 +157,8 @@ def main() -> None:
     methods = {}
     for m in args.models:
         model = facepoints.load(m, threads=1)
-        methods[str(model.meta.get("name", m))] = model.landmarks
+        methods[str(model.meta.get("name", m))] = (
+            model.landmarks_with_scores if model.meta.get("model") != "baseline" else model.landmarks)
     notes = []
     if not args.no_dlib:
         if importlib.util.find_spec("dlib") is None:
@@ -132,16 +177,21 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[EvalResult] = []
     timing = {}
+    confidence = []
     for ds, samples in tests.items():
         per_ds = []
         gt = np.stack([s.points for s in samples])
         mask = np.stack([s.mask for s in samples])
         for name, fn in methods.items():
-            pred, ms = run_method(f"{name} on {ds}", fn, samples)
+            pred, scores, ms = run_method(f"{name} on {ds}", fn, samples)
             timing[(name, ds)] = ms
+            if scores is not None:
+                confidence.append(confidence_report(name, ds, pred, scores, samples, args.out))
             r = compute_metrics(pred, gt, mask, scheme, name=name, dataset=ds, sources=[s.source for s in samples])
             per_ds.append(r)
-            plot_extremes(samples, pred, r.errors, args.out / f"accuracy_{ds}_{name}_extremes.png", scheme=scheme)
+            # pictures of dataset faces stay out of the repo (research-only data): runs/ is git-ignored
+            plot_extremes(samples, pred, r.errors, ROOT / "runs" / "benchmarks" / f"{ds}_{name}_extremes.png",
+                          scheme=scheme)
         plot_ced(per_ds, args.out / f"accuracy_{ds}_ced.png", title=f"CED on {ds} ({len(samples)} faces)")
         results += per_ds
 
@@ -150,9 +200,17 @@ def main() -> None:
             "Command: `python benchmarks/accuracy.py`", "", table, "",
             "NME: mean point error / outer-eye-corner distance (points 36, 45). FR: faces with NME > 10 %.", ""]
     text += [f"- {n}" for n in notes]
+    if confidence:
+        text += ["", "## Per-point confidence (held-out faces)", "",
+                 "| method | dataset | Spearman(score, error) | error % in lowest-score decile | in highest |",
+                 "|---|---|---:|---:|---:|"]
+        text += [f"| {c['method']} | {c['dataset']} | {c['spearman_score_vs_error']:.3f} | "
+                 f"{c['lowest_decile_error_pct']:.2f} | {c['highest_decile_error_pct']:.2f} |" for c in confidence]
+        text += ["", "Negative rho: error grows as confidence falls. Plots: `confidence_<dataset>_<method>.png`."]
     text += ["", "CED plots: " + ", ".join(f"`accuracy_{ds}_ced.png`" for ds in tests)]
     (args.out / "accuracy.md").write_text("\n".join(text) + "\n", encoding="utf-8")
-    (args.out / "accuracy.json").write_text(json.dumps({"results": [r.to_dict() for r in results], "notes": notes},
+    (args.out / "accuracy.json").write_text(json.dumps({"results": [r.to_dict() for r in results], "notes": notes,
+                                                        "confidence": confidence},
                                                        indent=1), encoding="utf-8")
     print("\n".join(text))
 

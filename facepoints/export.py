@@ -37,6 +37,14 @@ class _OnnxHead(nn.Module):
         return points, scores
 
 
+def box_convention(ck: dict[str, Any]) -> str:
+    """Which box ``landmarks`` expects; converted-scheme models keep the 68-point box of their training data."""
+    scheme = ck["scheme"]
+    if "ibug68" in (scheme.get("derive") or {}) and scheme["name"] != "ibug68":
+        return "tight box of the face's 68 iBUG points (training data converted from ibug68)"
+    return f"tight box of the face's {len(scheme['points'])} {scheme['name']} points"
+
+
 def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     norm = ck["normalisation"]
     return {
@@ -47,6 +55,7 @@ def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None
         "channels": int(norm["channels"]),
         "context": float(norm["context"]),
         "scores": "per-point confidence" if ck["model_name"] != "baseline" else "none (constant 1.0)",
+        "box": box_convention(ck),
         "provenance": f"facepoints run {ck['config'].get('name')}, epoch {ck.get('epoch')}, "
                       f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
         "training_data": [d["path"] for d in ck["config"]["data"]["train"]],

@@ -127,7 +127,7 @@ class HeadPose:
     roll: float
     rotation: np.ndarray  # (3, 3) model -> camera
     translation: np.ndarray  # (3,) mm: the nose tip in camera coordinates
-    reprojection_error: float = 0.0  # RMS pixels over the points used, in face sizes; large -> unreliable
+    reprojection_error: float = 0.0  # RMS misfit of the points used, in face sizes; large -> not face-like
 
     def to_dict(self) -> dict:
         return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2),

@@ -1,5 +1,7 @@
 """Test videos with known ground truth: still faces moved by smooth similarity transforms plus camera noise.
 
+Camera noise is a low-frequency shake, sensor noise and JPEG compression.
+
 The true points of every frame are the annotated (or reference) points moved
 by the same transform as the pixels, so tracking error and jitter can be
 measured exactly on real faces without video annotation.
@@ -24,14 +26,31 @@ class Motion:
     angle: float = 12.0  # rotation amplitude, degrees
     scale: float = 0.12  # relative scale amplitude
     period: float = 90.0  # frames of the slowest component
-    shake_px: float = 0.4  # camera shake: random per-frame shift (pixels, std)
+    shake_px: float = 0.4  # hand-held camera shake: random shift low-passed to a few Hz (pixels, std)
     noise: float = 2.0  # sensor noise: Gaussian grey levels (std)
+    jpeg_quality: int | None = 85  # compression of every frame, as a video codec would (None: off)
 
 
 def _similarity(centre_from: np.ndarray, centre_to: np.ndarray, angle_deg: float, scale: float) -> np.ndarray:
     a = np.radians(angle_deg)
     r = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     return np.hstack([r, (centre_to - r @ centre_from)[:, None]])
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, std: float, sigma_frames: float = 2.0) -> np.ndarray:
+    """(n, 2) Gaussian noise low-passed by a Gaussian of ``sigma_frames`` (about 2-3 Hz at 30 frames/s).
+
+    Real shake is a wobble, not an independent jump every frame; white shake
+    would be true motion that no smoother should follow, and would put a jitter
+    floor into the ground truth itself.
+    """
+    if std <= 0 or n == 0:
+        return np.zeros((n, 2))
+    pad = int(4 * sigma_frames)
+    raw = rng.normal(0.0, 1.0, (n + 2 * pad, 2))
+    k = np.exp(-0.5 * (np.arange(-pad, pad + 1) / sigma_frames) ** 2)
+    k /= np.sqrt((k ** 2).sum())  # unit-variance output, whatever n is
+    return std * np.stack([np.convolve(raw[:, d], k, mode="valid") for d in range(2)], axis=1)
 
 
 def face_paths(n_faces: int, n_frames: int, frame_size: tuple[int, int], eye_px: Sequence[float],
@@ -53,7 +72,7 @@ def face_paths(n_faces: int, n_frames: int, frame_size: tuple[int, int], eye_px:
 
         dx, dy = wave(motion.shift * slot), wave(motion.shift * h)
         ang, sc = wave(motion.angle), 1.0 + wave(motion.scale)
-        shake = rng.normal(0.0, motion.shake_px, (n_frames, 2))
+        shake = _smooth_noise(rng, n_frames, motion.shake_px)
         for i in range(n_frames):
             to = home + np.array([dx[i], dy[i]]) + shake[i]
             out[i, k] = _similarity(np.asarray(eye_centres[k], dtype=np.float64), to, ang[i], base_scale * sc[i])
@@ -103,7 +122,11 @@ def moving_faces(
             truth.append(apply_affine(pts, m))
         if motion.noise > 0:
             frame += rng.normal(0.0, motion.noise, frame.shape).astype(np.float32)
-        yield np.clip(np.round(frame), 0, 255).astype(np.uint8), np.stack(truth)
+        out = np.clip(np.round(frame), 0, 255).astype(np.uint8)
+        if motion.jpeg_quality is not None:
+            data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(motion.jpeg_quality)])[1]
+            out = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        yield out, np.stack(truth)
 
 
 def write_video(frames: Iterator[np.ndarray], path: str, fps: float = 30.0) -> int:
