@@ -138,7 +138,8 @@ def schemes() -> None:
 
     for name in builtin_schemes():
         s = load_scheme(name)
-        typer.echo(f"{name}: {s.num_points} points, normalised by {s.normalise}; {s.description}")
+        norm = f"points {s.normalise}" if s.normalise_by == "points" else f"the face box ({s.normalise_by})"
+        typer.echo(f"{name}: {s.num_points} points, errors normalised by {norm}; {s.description}")
 
 
 @app.command()

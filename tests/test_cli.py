@@ -120,7 +120,9 @@ def test_train_export_evaluate_detect_end_to_end(tmp_path: Path) -> None:
 
 
 def test_schemes_and_models_listing() -> None:
-    assert "ibug68: 68 points" in _ok(["schemes"]).output
+    out = _ok(["schemes"]).output
+    assert "ibug68: 68 points, errors normalised by points (36, 45)" in out
+    assert "aflw19: 19 points, errors normalised by the face box" in out
     assert "default" in _ok(["models"]).output
 
 
