@@ -76,6 +76,21 @@ class CleaningReport:
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
     occluded_points: list[tuple[str, int]] = field(default_factory=list)  # (file, how many): kept, out of the loss
 
+    def reject_malformed(self, source: str, problem: str, dropped_as: str, face: str | None = None) -> None:
+        """A record whose annotation cannot be read: counted, listed with its problem, dropped.
+
+        ``face`` names the lost face when it differs from the faulty file (a bad ``.pts`` loses its image).
+        """
+        self.records += 1
+        self.bad_records.append((source, problem))
+        self.dropped.append((face or source, dropped_as))
+
+    def reject_unreadable(self, source: str, problem: str, dropped_as: str) -> None:
+        """A record whose image cannot be had: counted, listed with its problem, dropped."""
+        self.records += 1
+        self.unreadable.append((source, problem))
+        self.dropped.append((source, dropped_as))
+
     def merge(self, other: CleaningReport) -> CleaningReport:
         out = CleaningReport(dataset=f"{self.dataset}+{other.dataset}".strip("+"), policy=self.policy)
         for name in ("records", "kept"):
@@ -275,14 +290,10 @@ def load_youtube_csv(
             try:
                 vals = np.array([_float(v) for v in row[1:]], dtype=np.float64)
             except ValueError as e:
-                report.records += 1
-                report.bad_records.append((f"{path}:{lineno}", f"non-numeric coordinate ({e})"))
-                report.dropped.append((f"{path}:{lineno}", "malformed row"))
+                report.reject_malformed(f"{path}:{lineno}", f"non-numeric coordinate ({e})", "malformed row")
                 continue
             if len(vals) % 2:
-                report.records += 1
-                report.bad_records.append((f"{path}:{lineno}", f"odd number of coordinates ({len(vals)})"))
-                report.dropped.append((f"{path}:{lineno}", "malformed row"))
+                report.reject_malformed(f"{path}:{lineno}", f"odd number of coordinates ({len(vals)})", "malformed row")
                 continue
             records.append(_Record(images / name, vals.reshape(-1, 2), str(images / name), _group_of(name)))
     return _build_samples(records, scheme, policy, report, progress), report
@@ -329,16 +340,12 @@ def load_pts_folder(
         image = next((pts_file.with_suffix(s) for s in IMAGE_SUFFIXES + tuple(x.upper() for x in IMAGE_SUFFIXES)
                       if pts_file.with_suffix(s).exists()), None)
         if image is None:
-            report.records += 1
-            report.unreadable.append((str(pts_file), "no image beside the .pts file"))
-            report.dropped.append((str(pts_file), "image missing"))
+            report.reject_unreadable(str(pts_file), "no image beside the .pts file", "image missing")
             continue
         try:
             pts = read_pts(pts_file)
         except (DataError, OSError) as e:
-            report.records += 1
-            report.bad_records.append((str(pts_file), str(e)))
-            report.dropped.append((str(image), "malformed .pts"))
+            report.reject_malformed(str(pts_file), str(e), "malformed .pts", face=str(image))
             continue
         records.append(_Record(image, pts, str(image), str(image.with_suffix(""))))
     return _build_samples(records, sch, policy, report, progress), report
@@ -371,9 +378,7 @@ def load_kaggle_csv(
                     raise ValueError(f"{len(pixels)} pixel values do not make a square image")
                 grey = pixels.clip(0, 255).astype(np.uint8).reshape(side, side)
             except (ValueError, AttributeError) as e:
-                report.records += 1
-                report.unreadable.append((src, f"bad Image column ({e})"))
-                report.dropped.append((src, "unreadable image"))
+                report.reject_unreadable(src, f"bad Image column ({e})", "unreadable image")
                 continue
             vals = np.array([_float(row.get(c) or "") if c in columns else np.nan for c in KAGGLE_COLUMNS])
             records.append(_Record(None, vals.reshape(-1, 2), src, src, image=np.repeat(grey[..., None], 3, 2)))
@@ -514,9 +519,7 @@ def load_cofw_mat(
             try:
                 image = _mat_image(images[i])
             except ValueError as e:
-                report.records += 1
-                report.unreadable.append((src, str(e)))
-                report.dropped.append((src, "unreadable image"))
+                report.reject_unreadable(src, str(e), "unreadable image")
                 continue
             pts = np.stack([phis[i, :k], phis[i, k:2 * k]], axis=1) - 1.0
             box = None
@@ -589,9 +592,7 @@ def load_aflw19_mat(
         try:
             name = _mat_str(names[i])
         except ValueError as e:
-            report.records += 1
-            report.bad_records.append((f"{path}#nameList[{i + 1}]", str(e)))
-            report.dropped.append((f"{path}#nameList[{i + 1}]", "malformed name"))
+            report.reject_malformed(f"{path}#nameList[{i + 1}]", str(e), "malformed name")
             continue
         visible = vis[i] > 0.5
         box = None
@@ -656,9 +657,7 @@ def load_aflw_sqlite(
     for face_id, filepath in faces:
         src = f"{root / str(filepath)}#face{face_id}"
         if filepath is None:
-            report.records += 1
-            report.unreadable.append((src, "face has no FaceImages row"))
-            report.dropped.append((src, "image missing"))
+            report.reject_unreadable(src, "face has no FaceImages row", "image missing")
             continue
         pts = np.full((k, 2), np.nan)
         bad = [fid for fid, _, _ in coords.get(face_id, []) if not 1 <= int(fid) <= k]
@@ -717,9 +716,7 @@ def load_wflw_txt(
                 if any(v not in (0, 1) for v in flags):
                     raise ValueError(f"attribute flags must be 0 or 1, got {flags}")
             except ValueError as e:
-                report.records += 1
-                report.bad_records.append((src, str(e)))
-                report.dropped.append((src, "malformed line"))
+                report.reject_malformed(src, str(e), "malformed line")
                 continue
             name = " ".join(fields[width:])
             records.append(_Record(images / name, vals[:2 * k].reshape(k, 2), f"{images / name}#{lineno}", name,
@@ -809,9 +806,7 @@ def load_points_csv(
                 if not name:
                     raise ValueError("empty image column")
             except (ValueError, TypeError) as e:
-                report.records += 1
-                report.bad_records.append((src, str(e)))
-                report.dropped.append((src, "malformed row"))
+                report.reject_malformed(src, str(e), "malformed row")
                 continue
             records.append(_Record(root / name, pts, str(root / name), (row.get("group") or "").strip() or name,
                                    visible=visible, box=box, attributes=attributes,
@@ -860,9 +855,7 @@ def load_points_json(
             box = None if box is None else np.array([_json_num(v) for v in box], dtype=np.float64).reshape(4)
             attributes = {str(a): _flag(v, False) for a, v in (face.get("attributes") or {}).items()}
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-            report.records += 1
-            report.bad_records.append((src, f"malformed face ({type(e).__name__}: {e})"))
-            report.dropped.append((src, "malformed face"))
+            report.reject_malformed(src, f"malformed face ({type(e).__name__}: {e})", "malformed face")
             continue
         records.append(_Record(root / name, pts, str(root / name), str(face.get("group") or name),
                                visible=visible, box=box, attributes=attributes, split=str(face.get("split") or "")))

@@ -67,6 +67,11 @@ def from_normalised(points_norm: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(points_norm, dtype=np.float64) * size - 0.5
 
 
+def normalised_to_image(points_norm: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """Model output (..., K, 2) in normalised crop coordinates -> image pixels: the inverse of ``prepare_input``."""
+    return apply_affine(from_normalised(points_norm, size), invert_affine(m))
+
+
 def clip_to_image(points: np.ndarray, width: int, height: int) -> np.ndarray:
     """Clip to the image area, edges included (as the seed's inference did)."""
     out = np.array(points, dtype=np.float64, copy=True)

@@ -21,7 +21,7 @@ import onnxruntime as ort
 from PIL import Image, ImageOps
 
 from facepoints.detect import BoxMaps, FaceDetector
-from facepoints.geometry import apply_affine, clip_to_image, from_normalised, invert_affine, prepare_input
+from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
 DEFAULT_MODEL = "default"
@@ -310,8 +310,7 @@ class LandmarkModel:
                 f"{self.path}: expected outputs points {(len(b), k, 2)} and scores {(len(b), k)} for "
                 f"scheme {self.scheme.name}, got {points.shape} and {scores.shape}"
             )
-        crop = from_normalised(points, self.input_size)
-        out = np.stack([apply_affine(crop[i], invert_affine(m)) for i, (_, m) in enumerate(prepared)])
+        out = np.stack([normalised_to_image(points[i], m, self.input_size) for i, (_, m) in enumerate(prepared)])
         return out, scores.astype(np.float64)
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

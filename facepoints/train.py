@@ -501,6 +501,6 @@ def predict_checkpoint(
                 mats.append(mat)
             pts = model(torch.from_numpy(np.stack(xs)))["points"].numpy()
             for p, mat, img in zip(pts, mats, images[i:i + batch_size]):
-                q = geometry.apply_affine(geometry.from_normalised(p, size), geometry.invert_affine(mat))
+                q = geometry.normalised_to_image(p, mat, size)
                 out.append(geometry.clip_to_image(q, img.shape[1], img.shape[0]))
     return np.stack(out), str(ck["config"].get("name", Path(path).stem)), load_scheme_dict(ck["scheme"])
