@@ -146,6 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["seed_baseline", "default"], help="shipped names or .onnx paths")
     ap.add_argument("--no-dlib", action="store_true")
+    ap.add_argument("--no-float", action="store_true", help="skip the float32 twin of int8 models")
     ap.add_argument("--fit-faces", type=int, default=600, help="training faces used to fit dlib's box map")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -155,7 +156,15 @@ def main() -> None:
     scheme = load_scheme("ibug68")
     tests = {k: load_dataset(str(v), progress=False)[0] for k, v in TEST_SETS.items()}
     methods = {}
-    for m in args.models:
+    from speed import float_twin
+
+    names: list = list(args.models)
+    if not args.no_float:
+        for m in args.models:
+            twin = float_twin(m)
+            if twin is not None:
+                names.insert(names.index(m) + 1, twin)
+    for m in names:
         model = facepoints.load(m, threads=1)
         methods[str(model.meta.get("name", m))] = (
             model.landmarks_with_scores if model.meta.get("model") != "baseline" else model.landmarks)

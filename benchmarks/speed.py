@@ -27,6 +27,20 @@ DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def float_twin(name: str) -> Path | None:
+    """The float32 export of a shipped int8 model's checkpoint, to show what quantisation buys (needs torch)."""
+    import facepoints
+
+    ck = ROOT / "checkpoints" / f"{name}.pt"
+    if not ck.exists() or importlib.util.find_spec("torch") is None:
+        return None
+    if "int8" not in str(facepoints.load(name).meta.get("precision", "")):
+        return None
+    from facepoints.export import export_onnx
+
+    return export_onnx(ck, ROOT / "runs" / "benchmarks" / f"{name}-float32.onnx", name=f"{name}-float32")
+
+
 def per_call_ms(fn, repeats: int, warmup: int = 20) -> float:
     """Median of 5 blocks of calls: robust to the other core's bursts."""
     for _ in range(warmup):
@@ -69,7 +83,13 @@ def main() -> None:
         rows.append({"method": "dlib shape_predictor_68", "runtime": "dlib (C++)", "threads": 1,
                      "ms_per_face_b1": dlib_ms, "faces_per_s_b32": 1000 / dlib_ms})
 
+    names: list[str | Path] = list(args.models)
     for name in args.models:
+        twin = float_twin(name)
+        if twin is not None:
+            names.insert(names.index(name) + 1, twin)
+    for name in names:
+        label = name.stem if isinstance(name, Path) else name
         for threads in (1, 2):
             model = facepoints.load(name, threads=threads)
             x = np.random.default_rng(0).random((1, model.channels, model.input_size, model.input_size),
@@ -79,9 +99,10 @@ def main() -> None:
             step_ms = per_call_ms(lambda: model.landmarks(one.image, box), args.repeats)
             xb = np.repeat(x, 32, axis=0)
             b32 = per_call_ms(lambda: sess.run(None, {"image": xb}), max(10, args.repeats // 10), warmup=3)
-            rows.append({"method": name, "runtime": "onnxruntime", "threads": threads, "net_ms_b1": net_ms,
-                         "ms_per_face_b1": step_ms, "faces_per_s_b32": 32000 / b32})
-        ck = ROOT / "checkpoints" / f"{name}.pt"
+            rows.append({"method": label, "runtime": "onnxruntime " + model.meta.get("precision", "float32").split()[0],
+                         "threads": threads, "net_ms_b1": net_ms, "ms_per_face_b1": step_ms,
+                         "faces_per_s_b32": 32000 / b32})
+        ck = ROOT / "checkpoints" / f"{label}.pt"
         if ck.exists() and importlib.util.find_spec("torch") is not None:
             import torch
 
@@ -96,7 +117,7 @@ def main() -> None:
                 with torch.inference_mode():
                     ms = per_call_ms(lambda: net(xt), args.repeats)
                     b32 = per_call_ms(lambda: net(xb), max(10, args.repeats // 10), warmup=3)
-                rows.append({"method": name, "runtime": "torch", "threads": threads, "net_ms_b1": ms,
+                rows.append({"method": name, "runtime": "torch float32", "threads": threads, "net_ms_b1": ms,
                              "ms_per_face_b1": float("nan"), "faces_per_s_b32": 32000 / b32})
 
     # end to end: a 640x480 photo with one face, detection + landmarks

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from facepoints.data import load_dataset
+from facepoints.geometry import prepare_input, tight_box
 from facepoints.train import load_checkpoint
 
 DATA_NOTICE = (
@@ -60,6 +62,7 @@ def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None
                       f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
         "training_data": [d["path"] for d in ck["config"]["data"]["train"]],
         "licence": DATA_NOTICE,
+        "precision": "float32",
         "metrics": metrics or {},
     }
 
@@ -81,6 +84,94 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, name: str | None = N
             opset_version=opset, dynamo=False,
         )
     meta = sidecar(ck, name or out.stem, metrics)
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return out
+
+
+def head_nodes(graph) -> set[str]:
+    """Nodes from the last convolutions on: heatmap logits, softmax and soft-argmax stay float.
+
+    Rounding heatmap logits to 8 bits shifts soft-argmax by pixels, while the
+    backbone and decoder lose nothing measurable, so only they are quantised.
+    """
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def downstream(node) -> list:
+        seen, todo, out = set(), [node], []
+        while todo:
+            n = todo.pop()
+            for o in n.output:
+                for c in consumers.get(o, []):
+                    if c.name not in seen:
+                        seen.add(c.name)
+                        out.append(c)
+                        todo.append(c)
+        return out
+
+    heads = [n for n in graph.node if n.op_type == "Conv" and not any(d.op_type == "Conv" for d in downstream(n))]
+    return {n.name for h in heads for n in [h, *downstream(h)]}
+
+
+def calibration_crops(checkpoint: str | Path, n: int = 200, dataset: str | None = None, seed: int = 0) -> np.ndarray:
+    """Real face crops, as the model sees them, to set the int8 ranges (from the run's training data by default)."""
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    norm = ck["normalisation"]
+    path = dataset or ck["config"]["data"]["train"][0]["path"]
+    samples, _ = load_dataset(path, progress=False)
+    if not samples:
+        raise ValueError(f"no usable faces in {path} to calibrate int8 ranges with")
+    pick = np.random.default_rng(seed).permutation(len(samples))[:n]
+    crops = []
+    for i in pick:
+        s = samples[i]
+        box = s.landmark_box if s.landmark_box is not None else tight_box(s.points, s.mask)
+        crops.append(prepare_input(s.image, box, norm["input_size"], norm["context"], norm["channels"])[0])
+    return np.stack(crops).astype(np.float32)
+
+
+def quantize_onnx(fp32_path: str | Path, out: str | Path, crops: np.ndarray) -> Path:
+    """Static int8 (QDQ, per-channel weights) of everything but the head: ~2x faster on CPUs with VNNI."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{"image": c[None]} for c in crops])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        graph = onnx.load(str(pre)).graph
+        quantize_static(
+            str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv", "Add"], nodes_to_exclude=sorted(head_nodes(graph)),
+        )
+    return out
+
+
+def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = None,
+                calibration: str | None = None, n_calibration: int = 200) -> Path:
+    """Export float ONNX, then quantise it in place of ``out``; the sidecar records the precision."""
+    import tempfile
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", name=name or out.stem)
+        quantize_onnx(fp32, out, calibration_crops(checkpoint, n_calibration, calibration))
+        meta = json.loads(fp32.with_suffix(".json").read_text(encoding="utf-8"))
+    meta["precision"] = (f"int8 backbone and decoder (static QDQ, per-channel weights, {n_calibration} calibration "
+                         f"faces from {calibration or 'the training data'}); float head and soft-argmax")
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return out
 

@@ -140,6 +140,10 @@ class HeatmapNet(nn.Module):
         self.mix = _conv_bn(decoder, decoder, 1)
         self.heatmap = nn.Conv2d(decoder, num_points, 1)
         self.score = nn.Conv2d(decoder, num_points, 1)
+        side = -(-input_size // 4)  # the decoder's stride-4 grid; constant buffers keep shape ops out of ONNX
+        gx, gy = _grid(side, side)
+        self.register_buffer("grid_x", gx, persistent=False)
+        self.register_buffer("grid_y", gy, persistent=False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = []
@@ -149,21 +153,30 @@ class HeatmapNet(nn.Module):
             feats.append(y)
         top = self.lateral[-1](feats[-1]) + self.lateral[-2](feats[-2])
         for i in (1, 0):
-            top = nn.functional.interpolate(top, size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
+            size = tuple(feats[i].shape[-2:])
+            if size == (2 * top.shape[-2], 2 * top.shape[-1]):  # the usual case: no shape arithmetic in the graph
+                top = nn.functional.interpolate(top, scale_factor=2.0, mode="bilinear", align_corners=False)
+            else:
+                top = nn.functional.interpolate(top, size=size, mode="bilinear", align_corners=False)
             top = top + self.lateral[i](feats[i])
         f = self.mix(self.smooth(top))
         logits = self.heatmap(f)  # (N, K, h, w)
-        n, k, h, w = logits.shape
+        h, w = logits.shape[-2:]
+        gx, gy = (self.grid_x, self.grid_y) if self.grid_x.numel() == h * w else _grid(h, w, logits.device)
         prob = torch.softmax(logits.flatten(2), dim=-1)  # (N, K, h*w)
-        xs = (torch.arange(w, dtype=x.dtype, device=x.device) + 0.5) / w
-        ys = (torch.arange(h, dtype=x.dtype, device=x.device) + 0.5) / h
-        gx = xs.repeat(h)
-        gy = ys.repeat_interleave(w)
-        px = (prob * gx).sum(-1)
-        py = (prob * gy).sum(-1)
-        points = torch.stack([px, py], dim=-1)
+        points = torch.stack([(prob * gx).sum(-1), (prob * gy).sum(-1)], dim=-1)
         score_logit = (self.score(f).flatten(2) * prob).sum(-1)
-        return {"points": points, "scores": torch.sigmoid(score_logit), "score_logits": score_logit}
+        out = {"points": points, "scores": torch.sigmoid(score_logit), "score_logits": score_logit}
+        if self.training:
+            out["heatmaps"] = prob.unflatten(-1, (h, w))
+        return out
+
+
+def _grid(h: int, w: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised coordinates of the heatmap cells' centres, flattened row-major as the softmax is."""
+    xs = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w
+    ys = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h
+    return xs.repeat(h), ys.repeat_interleave(w)
 
 
 @register("heatmap")

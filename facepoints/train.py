@@ -66,6 +66,8 @@ class OptimConfig:
     early_stopping: int = 0  # epochs without val NME improvement before stopping; 0 = off
     score_weight: float = 0.1  # weight of the confidence loss, for models with a score head
     score_tau: float = 0.01  # confidence target exp(-error / tau), error in crop-normalised units
+    heatmap_weight: float = 0.0  # weight of the heatmap-shape regulariser (JS divergence to a Gaussian), 0 = off
+    heatmap_sigma: float = 1.0  # that Gaussian's sigma, in heatmap cells
 
 
 @dataclass
@@ -76,6 +78,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     workers: int = 1  # DataLoader worker processes for decoding/augmentation
     max_train_samples: int = 0  # 0 = all; small values make smoke runs
+    channels_last: bool = False  # NHWC tensors: ~1.5x faster training of depthwise nets on x86 CPUs
     init_from: str = ""  # checkpoint whose same-shaped weights start this run (e.g. a 68-point model for 15 points)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -121,10 +124,32 @@ def score_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.T
     return _masked_mean(bce, mask)
 
 
+def heatmap_loss(heatmaps: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Jensen-Shannon divergence of each heatmap to a Gaussian at the true point (DSNT, Nibali et al. 2018).
+
+    Soft-argmax alone accepts any distribution with the right mean, e.g. a
+    flat or two-peaked one; pulling it towards one sharp peak makes the mean
+    precise and training faster.
+    """
+    n, k, h, w = heatmaps.shape
+    xs = (torch.arange(w, dtype=heatmaps.dtype) + 0.5) / w
+    ys = (torch.arange(h, dtype=heatmaps.dtype) + 0.5) / h
+    gx = torch.exp(-0.5 * ((xs - target[..., :1]) * w / sigma) ** 2)  # (N, K, w)
+    gy = torch.exp(-0.5 * ((ys - target[..., 1:]) * h / sigma) ** 2)  # (N, K, h)
+    goal = gy.unsqueeze(-1) * gx.unsqueeze(-2)
+    goal = goal / goal.sum((-2, -1), keepdim=True).clamp_min(1e-12)
+    p, q = heatmaps.clamp_min(1e-12), goal.clamp_min(1e-12)
+    m = 0.5 * (p + q)
+    js = 0.5 * ((p * (p / m).log()).sum((-2, -1)) + (q * (q / m).log()).sum((-2, -1)))
+    return _masked_mean(js, mask)
+
+
 def total_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, o: OptimConfig) -> torch.Tensor:
     loss = LOSSES[o.loss](out["points"], target, mask)
     if "score_logits" in out and o.score_weight:
         loss = loss + o.score_weight * score_loss(out, target, mask, o.score_tau)
+    if "heatmaps" in out and o.heatmap_weight:
+        loss = loss + o.heatmap_weight * heatmap_loss(out["heatmaps"], target, mask, o.heatmap_sigma)
     return loss
 
 
@@ -346,6 +371,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     model = build_model(m.name, scheme.num_points, m.input_size, m.channels, **m.kwargs)
     if cfg.init_from:
         _init_weights(model, cfg.init_from, progress)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     core = model  # the unwrapped model: what checkpoints and validation use
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
@@ -392,6 +419,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         total, n = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{o.epochs}", disable=not progress, leave=False)
         for x, t, mk in bar:
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             loss = total_loss(model(x), t, mk, o)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from facepoints.export import compare_with_onnx, export_onnx
 from facepoints.models import build_model
@@ -49,3 +50,44 @@ def test_onnx_matches_torch_within_1e4_px(tmp_path: Path, name: str, size: int, 
         pts, scores = sess.run(None, {"image": np.random.rand(batch, channels, size, size).astype(np.float32)})
         assert pts.shape == (batch, 68, 2) and scores.shape == (batch, 68)
         assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_int8_export_quantises_the_backbone_keeps_the_head_float_and_stays_close(tmp_path: Path) -> None:
+    import onnx
+
+    from facepoints.data import write_pts
+    from facepoints.export import export_int8, head_nodes
+    from facepoints.inference import LandmarkModel
+    from tests.conftest import synthetic_face
+
+    data = tmp_path / "faces"
+    data.mkdir()
+    faces = []
+    for i in range(12):
+        img, pts = synthetic_face(96, seed=i)
+        Image.fromarray(img).save(data / f"f{i}.png")
+        write_pts(data / f"f{i}.pts", pts)
+        faces.append((img, pts))
+    ck = _checkpoint(tmp_path, "heatmap", 64, 3, widths=[8, 16, 16, 24, 32], depths=[1, 1, 1, 1], decoder=16)
+    fp32 = export_onnx(ck, tmp_path / "fp32.onnx")
+    q = export_int8(ck, tmp_path / "q.onnx", calibration=str(data), n_calibration=12)
+
+    graph = onnx.load(str(q)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") > 10
+    heads = head_nodes(graph)
+    head_convs = [n for n in graph.node if n.name in heads and n.op_type == "Conv"]
+    assert len(head_convs) == 2  # heatmap and score convolutions
+    assert all(i in {init.name for init in graph.initializer} for n in head_convs for i in n.input[1:])
+    assert "Softmax" in {n.op_type for n in graph.node if n.name in heads}
+    meta = json.loads(q.with_suffix(".json").read_text())
+    assert meta["precision"].startswith("int8") and json.loads(fp32.with_suffix(".json").read_text())[
+        "precision"] == "float32"
+
+    from facepoints.geometry import tight_box
+
+    a, b = LandmarkModel(fp32), LandmarkModel(q)
+    for img, pts in faces[:4]:
+        box = tight_box(pts)[None]
+        d = np.abs(a.landmarks(img, box) - b.landmarks(img, box)).max()
+        assert d < 0.05 * (box[0, 2] - box[0, 0])  # int8 moves points by a fraction of the face, on faces like the calibration's

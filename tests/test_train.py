@@ -15,6 +15,7 @@ from facepoints.train import (
     LOSSES,
     LandmarkDataset,
     TrainConfig,
+    heatmap_loss,
     load_checkpoint,
     load_train_config,
     nme_batch,
@@ -91,6 +92,46 @@ def test_masked_points_do_not_enter_the_loss() -> None:
     pred.requires_grad_(True)
     LOSSES["mse"](pred, target + 0.1, mask).backward()
     assert float(pred.grad[0, 3].abs().sum()) == 0.0
+
+
+def test_heatmap_regulariser_prefers_one_peak_at_the_point_and_ignores_masked_points() -> None:
+    h = w = 16
+    target = torch.tensor([[[0.3, 0.6], [0.7, 0.2]]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+
+    def peak(x: float, y: float, sigma: float = 1.0) -> torch.Tensor:
+        xs, ys = (torch.arange(w) + 0.5) / w, (torch.arange(h) + 0.5) / h
+        g = torch.exp(-0.5 * (((xs - x) * w / sigma) ** 2)[None] - 0.5 * (((ys - y) * h / sigma) ** 2)[:, None])
+        return g / g.sum()
+
+    exact = torch.stack([peak(0.3, 0.6), peak(0.7, 0.2)])[None]
+    shifted = torch.stack([peak(0.3 + 3 / w, 0.6), peak(0.7, 0.2)])[None]
+    # two peaks with the right mean: soft-argmax alone would call this perfect
+    split = torch.stack([(peak(0.3 - 4 / w, 0.6) + peak(0.3 + 4 / w, 0.6)) / 2, peak(0.7, 0.2)])[None]
+    flat = torch.full((1, 2, h, w), 1.0 / (h * w))
+    loss = {k: float(heatmap_loss(v, target, mask, 1.0)) for k, v in
+            {"exact": exact, "shifted": shifted, "split": split, "flat": flat}.items()}
+    assert loss["exact"] < 1e-6 and loss["exact"] < loss["shifted"] and loss["exact"] < loss["split"] < loss["flat"]
+    mask[0, 0] = False  # the wrong heatmap is on a masked point: no loss, no gradient
+    shifted.requires_grad_(True)
+    out = heatmap_loss(shifted, target, mask, 1.0)
+    out.backward()
+    assert float(out.detach()) < 1e-6 and float(shifted.grad[0, 0].abs().sum()) == 0.0
+
+
+def test_heatmap_model_trains_channels_last_with_the_regulariser(tmp_path: Path) -> None:
+    data = _pts_dataset(tmp_path / "data", n=16)
+    cfg = _tiny_config(tmp_path, data, **{
+        "model.name": "heatmap", "model.channels": 3, "model.input_size": 48,
+        "model.kwargs": "{widths: [8, 16, 16, 24, 32], depths: [1, 1, 1, 1], decoder: 16}",
+        "optim.epochs": 4, "optim.loss": "wing", "optim.optimizer": "adamw", "optim.lr": 2e-3,
+        "optim.heatmap_weight": 1.0, "channels_last": True})
+    best = train(cfg, progress=False)
+    rows = (Path(cfg.out_dir) / "history.csv").read_text().strip().splitlines()[1:]
+    losses = [float(r.split(",")[1]) for r in rows]
+    assert losses[-1] < losses[0]  # the regulariser is in the training loss and falls
+    model, _ = load_checkpoint(best)
+    assert model(torch.rand(2, 3, 48, 48))["points"].shape == (2, 68, 2)  # a standard-layout checkpoint
 
 
 def test_nme_batch_hand_computed() -> None:
