@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 
@@ -91,6 +92,62 @@ class DlibReference:
         return np.asarray(out, dtype=np.float64)
 
 
+class MediaPipeReference:
+    """MediaPipe Face Mesh (468 vertices) in its own venv, mapped to the 68 iBUG points on training faces.
+
+    Each iBUG point is the mesh vertex that lands closest to it on average,
+    plus that vertex's mean offset (in units of the face box), both fitted on
+    training faces only, like dlib's box map. Face Mesh runs its own face
+    detector on a crop of twice the tight box; where it finds no face, the mean
+    training shape placed in the box stands in (counted in the notes), so a miss
+    costs what a guess costs instead of vanishing from the table.
+    """
+
+    CROP = 256
+
+    def __init__(self, python: str, train_samples: list[Sample]) -> None:
+        self.python = python
+        mesh, found, _ = self.mesh(train_samples)
+        gt = np.stack([s.points for s in train_samples])[found]
+        boxes = np.stack([tight_box(s.points, s.mask) for s in train_samples])[found]
+        m = mesh[found]
+        size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None, None]
+        # (faces, 468, 68) distances in box units: choose one vertex per iBUG point
+        err = np.nanmean(np.linalg.norm(m[:, :, None] - gt[:, None], axis=-1) / size, axis=0)
+        self.vertex = np.argmin(err, axis=0)
+        self.offset = np.nanmean((gt - m[:, self.vertex]) / size, axis=0)
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        self.mean_shape = np.nanmean((gt - centre[:, None]) / size, axis=0)
+        self.fit_info = {"faces_used": int(found.sum()), "faces_tried": len(train_samples),
+                         "mean_fit_error_box_pct": float(100 * err[self.vertex, np.arange(68)].mean())}
+
+    def mesh(self, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray, float]:
+        """468 vertices per face in image pixels, which faces Face Mesh found, and its ms per face."""
+        import subprocess
+        import tempfile
+
+        from facepoints.geometry import apply_affine, crop_matrix, invert_affine, warp_crop
+
+        mats = [crop_matrix(tight_box(s.points, s.mask), self.CROP, 2.0) for s in samples]
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "crops.npz", Path(tmp) / "mesh.npz"
+            np.savez(src, **{f"c{i}": warp_crop(s.image, m, self.CROP) for i, (s, m) in enumerate(zip(samples, mats))})
+            subprocess.run([self.python, str(ROOT / "benchmarks" / "mediapipe_ref.py"), str(src), str(dst)], check=True)
+            out = np.load(dst)
+            crop_pts, ms = out["points"].astype(np.float64), out["ms"]
+        pts = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(crop_pts, mats)])
+        return pts, np.isfinite(pts).all(axis=(1, 2)), float(ms.mean())
+
+    def run(self, samples: list[Sample]) -> tuple[np.ndarray, int, float]:
+        mesh, found, ms = self.mesh(samples)
+        boxes = np.stack([tight_box(s.points, s.mask) for s in samples])
+        size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None, None]
+        pred = mesh[:, self.vertex] + self.offset * size
+        guess = (boxes[:, :2] + boxes[:, 2:])[:, None] / 2 + self.mean_shape * size
+        pred[~found] = guess[~found]
+        return pred, int((~found).sum()), ms
+
+
 def run_method(name: str, predict, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Points (and per-point scores when the method has them) for every face, box = tight GT box."""
     t = time.perf_counter()
@@ -147,6 +204,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["seed_baseline", "default"], help="shipped names or .onnx paths")
     ap.add_argument("--no-dlib", action="store_true")
     ap.add_argument("--no-float", action="store_true", help="skip the float32 twin of int8 models")
+    ap.add_argument("--mediapipe-python", default=os.environ.get("FACEPOINTS_MEDIAPIPE_PYTHON", ""),
+                    help="python of a venv with mediapipe==0.10.21 (see mediapipe_ref.py); empty = skip")
     ap.add_argument("--fit-faces", type=int, default=600, help="training faces used to fit dlib's box map")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -182,6 +241,18 @@ def main() -> None:
                          + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in ref.fit_info.items()))
             methods["dlib"] = ref.landmarks
+    if args.mediapipe_python:
+        train = []
+        for p in TRAIN_SETS:
+            s, _ = load_dataset(str(p), progress=False)
+            train += s[:: max(1, len(s) // (args.fit_faces // len(TRAIN_SETS)))]
+        mp_ref = MediaPipeReference(args.mediapipe_python, train)
+        notes.append("MediaPipe Face Mesh 0.10.21 (468 vertices -> 68 points: nearest vertex + mean offset, fitted on "
+                     "training faces): " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                                    for k, v in mp_ref.fit_info.items()))
+        methods["mediapipe"] = mp_ref
+    else:
+        notes.append("MediaPipe not measured: pass --mediapipe-python (a venv with mediapipe==0.10.21)")
 
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[EvalResult] = []
@@ -192,7 +263,13 @@ def main() -> None:
         gt = np.stack([s.points for s in samples])
         mask = np.stack([s.mask for s in samples])
         for name, fn in methods.items():
-            pred, scores, ms = run_method(f"{name} on {ds}", fn, samples)
+            if isinstance(fn, MediaPipeReference):
+                pred, missed, ms = fn.run(samples)
+                scores = None
+                notes.append(f"MediaPipe on {ds}: no face found in {missed} of {len(samples)} crops (mean training "
+                             f"shape in the box stands in); {ms:.1f} ms per face including its own face detector")
+            else:
+                pred, scores, ms = run_method(f"{name} on {ds}", fn, samples)
             timing[(name, ds)] = ms
             if scores is not None:
                 confidence.append(confidence_report(name, ds, pred, scores, samples, args.out))

@@ -122,9 +122,16 @@ class HeatmapNet(nn.Module):
         expand: int = 4,
         decoder: int = 64,
         score_tau: float = 0.01,
+        point_offset: bool = False,
     ) -> None:
         super().__init__()
         self.num_points = num_points
+        # Annotators' left/right habits (e.g. points placed half a pixel right of the
+        # feature) are not mirror-symmetric, so flip augmentation teaches contradictory
+        # targets; a learned per-point offset, withheld from flipped samples in
+        # training (see train.total_loss), keeps the network symmetric and the
+        # output in the annotation convention.
+        self.point_offset = nn.Parameter(torch.zeros(num_points, 2)) if point_offset else None
         self.score_tau = score_tau
         self.stem = _conv_bn(channels, widths[0], 3, 2)  # stride 2
         stages = []
@@ -167,8 +174,12 @@ class HeatmapNet(nn.Module):
         points = torch.stack([(prob * gx).sum(-1), (prob * gy).sum(-1)], dim=-1)
         score_logit = (self.score(f).flatten(2) * prob).sum(-1)
         out = {"points": points, "scores": torch.sigmoid(score_logit), "score_logits": score_logit}
+        if self.point_offset is not None:
+            out["points"] = points + self.point_offset
         if self.training:
             out["heatmaps"] = prob.unflatten(-1, (h, w))
+            if self.point_offset is not None:
+                out["point_offset"] = self.point_offset
         return out
 
 

@@ -144,12 +144,26 @@ def heatmap_loss(heatmaps: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return _masked_mean(js, mask)
 
 
-def total_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, o: OptimConfig) -> torch.Tensor:
+def total_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, o: OptimConfig,
+               flipped: torch.Tensor | None = None) -> torch.Tensor:
+    """Coordinate loss + confidence and heatmap terms.
+
+    A model with a ``point_offset`` adds it to every output; flipped samples
+    are compared without it, so the offset learns the annotations' mirror
+    asymmetry and the heatmaps stay symmetric (see models.HeatmapNet).
+    """
+    if "point_offset" in out and flipped is not None:
+        off = flipped.to(target.dtype)[:, None, None] * out["point_offset"]
+        out = {**out, "points": out["points"] - off}
     loss = LOSSES[o.loss](out["points"], target, mask)
     if "score_logits" in out and o.score_weight:
         loss = loss + o.score_weight * score_loss(out, target, mask, o.score_tau)
     if "heatmaps" in out and o.heatmap_weight:
-        loss = loss + o.heatmap_weight * heatmap_loss(out["heatmaps"], target, mask, o.heatmap_sigma)
+        heat_target = target
+        if "point_offset" in out:  # the heatmaps' mean is the output minus the offset, where one was added
+            added = 1.0 - (flipped.to(target.dtype) if flipped is not None else torch.zeros(len(target)))
+            heat_target = target - added[:, None, None] * out["point_offset"].detach()
+        loss = loss + o.heatmap_weight * heatmap_loss(out["heatmaps"], heat_target, mask, o.heatmap_sigma)
     return loss
 
 
@@ -180,7 +194,8 @@ class LandmarkDataset(Dataset):
             self._aug_seed = seed
         return self._aug
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input, normalised target, mask, 1.0 if the sample was mirrored else 0.0)."""
         s = self.samples[i]
         m = self.cfg.model
         box = s.landmark_box if s.landmark_box is not None else geometry.tight_box(s.points, s.mask)
@@ -191,12 +206,15 @@ class LandmarkDataset(Dataset):
         crop = geometry.warp_crop(s.image, mat, m.input_size)
         pts = geometry.apply_affine(s.points, mat).astype(np.float32)
         mask = s.mask.copy() if s.visible is None else s.mask & s.visible  # occluded: out of the loss
+        flipped = False
         if aug is not None:
             crop, pts, mask = aug(crop, pts, mask)
+            flipped = aug.last_flipped
         x = geometry.crop_to_input(crop, m.channels)
         target = geometry.to_normalised(pts, m.input_size).astype(np.float32)
         target[~mask] = 0.0
-        return torch.from_numpy(x), torch.from_numpy(target), torch.from_numpy(mask.astype(bool))
+        return (torch.from_numpy(x), torch.from_numpy(target), torch.from_numpy(mask.astype(bool)),
+                torch.tensor(float(flipped)))
 
 
 def nme_batch(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pair: tuple[int, int]) -> torch.Tensor:
@@ -266,7 +284,7 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, loss_fn: Loss, pair: t
     model.eval()
     losses, nmes = [], []
     with torch.no_grad():
-        for x, t, m in loader:
+        for x, t, m, _ in loader:
             p = model(x)["points"]
             losses.append(float(loss_fn(p, t, m)) * len(x))
             nmes.append(nme_batch(p, t, m, pair))
@@ -418,10 +436,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 seen = [train_samples[i].source for i in sampler]
         total, n = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{o.epochs}", disable=not progress, leave=False)
-        for x, t, mk in bar:
+        for x, t, mk, fl in bar:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            loss = total_loss(model(x), t, mk, o)
+            loss = total_loss(model(x), t, mk, o, fl)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if o.grad_clip:

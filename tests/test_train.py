@@ -150,7 +150,8 @@ def test_dataset_targets_match_points(tmp_path: Path) -> None:
 
     samples, _ = load_dataset(str(data), progress=False)
     ds = LandmarkDataset(samples, cfg, load_scheme("ibug68"), train=False)
-    x, t, m = ds[0]
+    x, t, m, flipped = ds[0]
+    assert float(flipped) == 0.0  # validation data is never mirrored
     assert x.shape == (1, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
     assert m.all() and t.shape == (68, 2)
     # the image-left eye (blue in the synthetic face) is where the target says
