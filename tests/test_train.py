@@ -134,6 +134,45 @@ def test_heatmap_model_trains_channels_last_with_the_regulariser(tmp_path: Path)
     assert model(torch.rand(2, 3, 48, 48))["points"].shape == (2, 68, 2)  # a standard-layout checkpoint
 
 
+def test_point_offset_is_withheld_from_mirrored_samples() -> None:
+    """Annotations shifted right by d: unmirrored targets = feature + d, mirrored = feature - d.
+
+    The loss must be zero for a network that answers feature - d on every
+    sample (what it can learn without knowing about mirroring) plus an offset
+    of 2d on unmirrored samples only, and the offset must get gradient only
+    from unmirrored samples.
+    """
+    from facepoints.train import OptimConfig, total_loss
+
+    o = OptimConfig(loss="l1", score_weight=0.0, heatmap_weight=0.0)
+    feature = torch.rand(4, 3, 2)
+    d = torch.tensor([0.01, 0.0])
+    flipped = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    target = torch.where(flipped[:, None, None] > 0, feature - d, feature + d)
+    offset = (2 * d).expand(3, 2).clone().requires_grad_(True)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    core = feature - d
+    out = {"points": core + offset, "point_offset": offset}
+    assert float(total_loss(out, target, mask, o, flipped)) == pytest.approx(0.0, abs=1e-6)
+    # without the flip flags the same outputs are wrong on the mirrored half
+    assert float(total_loss(out, target, mask, o, None)) > 0.004
+    only_mirrored = torch.ones(4)
+    out = {"points": core + offset, "point_offset": offset}
+    total_loss(out, target + 0.05, mask, o, only_mirrored).backward()
+    assert float(offset.grad.abs().sum()) == 0.0
+
+
+def test_dataset_reports_which_samples_were_mirrored(tmp_path: Path) -> None:
+    data = _pts_dataset(tmp_path / "data", n=4)
+    from facepoints.data import load_dataset
+
+    samples, _ = load_dataset(str(data), progress=False)
+    for p_flip, expected in ((1.0, 1.0), (0.0, 0.0)):
+        cfg = _tiny_config(tmp_path, data, **{"augment.flip": p_flip})
+        ds = LandmarkDataset(samples, cfg, load_scheme("ibug68"), train=True)
+        assert {float(ds[i][3]) for i in range(4)} == {expected}
+
+
 def test_nme_batch_hand_computed() -> None:
     t = torch.zeros(1, 3, 2)
     t[0, 1] = torch.tensor([10.0, 0.0])
