@@ -1,11 +1,14 @@
-"""Accuracy of the shipped models (and dlib, when installed) on the same faces, in one run.
+"""Accuracy of the shipped models, dlib and MediaPipe on the same faces, in one run.
 
-    python benchmarks/accuracy.py [--models seed_baseline default] [--no-dlib]
+    python benchmarks/accuracy.py --mediapipe-python .mpvenv/bin/python
 
 Boxes are the tight ground-truth boxes. dlib's 68-point predictor expects
 boxes from its own HOG detector, so for a fair comparison the tight box is
 mapped to dlib's box convention by a linear map fitted on *training* faces
-(YouTube-Faces training + HELEN), never on the test faces. Writes
+(YouTube-Faces training + HELEN), never on the test faces. MediaPipe Face Mesh
+runs in its own venv (see mediapipe_ref.py) and its 468 vertices are mapped to
+the 68 points on training faces too. An int8 model is measured next to its
+float32 twin (exported from checkpoints/, needs torch). Writes
 benchmarks/results/accuracy.{md,json} and a CED plot per dataset.
 """
 
@@ -283,7 +286,8 @@ def main() -> None:
 
     table = markdown_table(results)
     text = ["# Accuracy (boxes = tight ground-truth boxes)", "",
-            "Command: `python benchmarks/accuracy.py`", "", table, "",
+            "Command: `python benchmarks/accuracy.py --mediapipe-python .mpvenv/bin/python` (MediaPipe in its own "
+            "venv: `python3 -m venv .mpvenv && .mpvenv/bin/pip install mediapipe==0.10.21`)", "", table, "",
             "NME: mean point error / outer-eye-corner distance (points 36, 45). FR: faces with NME > 10 %.", ""]
     text += [f"- {n}" for n in notes]
     if confidence:

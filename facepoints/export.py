@@ -155,7 +155,8 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, crops: np.ndarray) -> 
         quantize_static(
             str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=["Conv", "Add"], nodes_to_exclude=sorted(head_nodes(graph)),
+            # Relu too, or a Q/DQ pair splits every Conv + Relu
+            op_types_to_quantize=["Conv", "Add", "Relu"], nodes_to_exclude=sorted(head_nodes(graph)),
         )
     return out
 
@@ -176,13 +177,15 @@ def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = N
     return out
 
 
-def compare_with_onnx(checkpoint: str | Path, onnx_path: str | Path, n: int = 4, seed: int = 0) -> float:
-    """Largest |torch - onnxruntime| difference in input pixels over random crops."""
+def compare_with_onnx(checkpoint: str | Path, onnx_path: str | Path, n: int = 4, seed: int = 0,
+                      inputs: np.ndarray | None = None) -> float:
+    """Largest |torch - onnxruntime| difference in input pixels, over ``inputs`` or random crops."""
     import onnxruntime as ort
 
     model, ck = load_checkpoint(checkpoint)
     norm = ck["normalisation"]
-    x = np.random.default_rng(seed).random((n, norm["channels"], norm["input_size"], norm["input_size"]), dtype=np.float32)
+    x = inputs if inputs is not None else np.random.default_rng(seed).random(
+        (n, norm["channels"], norm["input_size"], norm["input_size"]), dtype=np.float32)
     with torch.no_grad():
         ref = model(torch.from_numpy(x))["points"].numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
