@@ -70,6 +70,8 @@ def main() -> None:
     box = tight_box(one.points)[None]
     rows: list[dict] = []
     dlib_ms = None
+    dlib_runs: list[float] = []
+    dlib_now = None
 
     if importlib.util.find_spec("dlib") is not None:
         import dlib
@@ -79,9 +81,13 @@ def main() -> None:
         x0, y0, x1, y1 = box[0].round().astype(int)
         rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
         img = np.ascontiguousarray(one.image)
-        dlib_ms = per_call_ms(lambda: pred(img, rect), args.repeats)
-        rows.append({"method": "dlib shape_predictor_68", "runtime": "dlib (C++)", "threads": 1,
-                     "ms_per_face_b1": dlib_ms, "faces_per_s_b32": 1000 / dlib_ms})
+
+        def dlib_now() -> float:
+            """dlib is re-timed around every model row: this VM's speed drifts by 20-30 % within minutes."""
+            dlib_runs.append(per_call_ms(lambda: pred(img, rect), args.repeats))
+            return dlib_runs[-1]
+
+        dlib_now()
 
     names: list[str | Path] = list(args.models)
     for name in args.models:
@@ -96,12 +102,14 @@ def main() -> None:
                                                 dtype=np.float32)
             sess = model._session
             net_ms = per_call_ms(lambda: sess.run(None, {"image": x}), args.repeats)
+            before = dlib_runs[-1] if dlib_runs else None
             step_ms = per_call_ms(lambda: model.landmarks(one.image, box), args.repeats)
+            alongside = (before + dlib_now()) / 2 if dlib_now is not None else None
             xb = np.repeat(x, 32, axis=0)
             b32 = per_call_ms(lambda: sess.run(None, {"image": xb}), max(10, args.repeats // 10), warmup=3)
             rows.append({"method": label, "runtime": "onnxruntime " + model.meta.get("precision", "float32").split()[0],
                          "threads": threads, "net_ms_b1": net_ms, "ms_per_face_b1": step_ms,
-                         "faces_per_s_b32": 32000 / b32})
+                         "faces_per_s_b32": 32000 / b32, "dlib_ms_alongside": alongside})
         ck = ROOT / "checkpoints" / f"{label}.pt"
         if ck.exists() and importlib.util.find_spec("torch") is not None:
             import torch
@@ -119,6 +127,12 @@ def main() -> None:
                     b32 = per_call_ms(lambda: net(xb), max(10, args.repeats // 10), warmup=3)
                 rows.append({"method": name, "runtime": "torch float32", "threads": threads, "net_ms_b1": ms,
                              "ms_per_face_b1": float("nan"), "faces_per_s_b32": 32000 / b32})
+
+    if dlib_runs:
+        dlib_ms = statistics.median(dlib_runs)
+        rows.insert(0, {"method": "dlib shape_predictor_68", "runtime": "dlib (C++)", "threads": 1,
+                        "ms_per_face_b1": dlib_ms, "faces_per_s_b32": 1000 / dlib_ms,
+                        "dlib_ms_alongside": dlib_ms, "dlib_range": (min(dlib_runs), max(dlib_runs))})
 
     # end to end: a 640x480 photo with one face, detection + landmarks
     canvas = np.full((480, 640, 3), 110, np.uint8)
@@ -143,12 +157,16 @@ def main() -> None:
              "| method | runtime | threads | network ms (b=1) | landmark step ms/face (b=1) | faces/s (b=32) | "
              "step vs dlib |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = (f"{r['ms_per_face_b1'] / dlib_ms:.2f}x" if dlib_ms and np.isfinite(r["ms_per_face_b1"]) else "")
+        ref = r.get("dlib_ms_alongside")
+        ratio = f"{r['ms_per_face_b1'] / ref:.2f}x" if ref and np.isfinite(r["ms_per_face_b1"]) else ""
         net = f"{r['net_ms_b1']:.3f}" if "net_ms_b1" in r else ""
         step = f"{r['ms_per_face_b1']:.3f}" if np.isfinite(r["ms_per_face_b1"]) else ""
         lines.append(f"| {r['method']} | {r['runtime']} | {r['threads']} | {net} | {step} | "
                      f"{r['faces_per_s_b32']:.0f} | {ratio} |")
-    lines += ["", "Landmark step = crop + network + mapping back to the image, box given (as dlib's row).", "",
+    lines += ["", "Landmark step = crop + network + mapping back to the image, box given (as dlib's row). "
+              "'step vs dlib' divides by dlib's time measured just before and after that row "
+              + (f"(dlib ranged {min(dlib_runs):.2f}-{max(dlib_runs):.2f} ms over this run; its row shows the median)."
+                 if dlib_runs else "(dlib not installed)."), "",
               "## End to end, 640x480 photo with one face (1 thread)", "",
               "| model | faces found | detector ms | landmarks ms | total ms |", "|---|---:|---:|---:|---:|"]
     for r in e2e:

@@ -257,7 +257,7 @@ def main() -> None:
          f"glasses), mp4v encode, JSONL | {pipeline_fps:.0f} frames/s |"),
         "",
         (f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), onnxruntime with "
-         f"{args.threads} thread(s); other jobs (a training run) shared the machine, so speeds are lower bounds."),
+         f"{args.threads} thread(s); this VM's speed drifts by 20-30 % between runs, so compare within a run."),
         "",
         "| target | met | value |",
         "| --- | --- | --- |",
