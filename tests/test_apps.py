@@ -547,7 +547,9 @@ def test_on_real_annotated_faces(real_data, model) -> None:
         jitter[smooth] = np.mean([np.linalg.norm(b - a, axis=1).mean() for a, b in itertools.pairwise(errs)]) / eye
     # one steady face over 40 frames: less to remove than the benchmark's average (see benchmarks/results/video.md)
     assert jitter[True] < 0.85 * jitter[False], jitter
-    assert nme[True] < 1.1 * nme[False], nme
+    # lag costs accuracy under motion; on one face a relative bound is noisy (the raw error is ~3 %), so bound
+    # what smoothing may add: under 1 % of the eye distance (a filter that lags badly adds several)
+    assert nme[True] < nme[False] + 0.01, nme
 
 
 def test_readme_applications_example_runs_and_its_pictures_exist(tmp_path, two_face_video, monkeypatch) -> None:

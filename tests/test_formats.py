@@ -453,7 +453,7 @@ def test_occluded_points_leave_the_loss(tmp_path: Path) -> None:
     samples, _ = load_dataset(DatasetSpec(str(csv_path), scheme=str(scheme)), progress=False)
     cfg = TrainConfig()
     cfg.model.input_size = 32
-    _, target, mask = LandmarkDataset(samples, cfg, load_scheme(scheme), train=False)[0]
+    _, target, mask, _ = LandmarkDataset(samples, cfg, load_scheme(scheme), train=False)[0]
     assert mask.tolist() == [True, True, True, False, True] and float(target[3].abs().sum()) == 0.0
     assert LandmarkDataset(samples, cfg, load_scheme(scheme), train=False)[1][2].all()
 

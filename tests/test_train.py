@@ -153,9 +153,9 @@ def test_point_offset_is_withheld_from_mirrored_samples() -> None:
     mask = torch.ones(4, 3, dtype=torch.bool)
     core = feature - d
     out = {"points": core + offset, "point_offset": offset}
-    assert float(total_loss(out, target, mask, o, flipped)) == pytest.approx(0.0, abs=1e-6)
+    assert float(total_loss(out, target, mask, o, flipped).detach()) == pytest.approx(0.0, abs=1e-6)
     # without the flip flags the same outputs are wrong on the mirrored half
-    assert float(total_loss(out, target, mask, o, None)) > 0.004
+    assert float(total_loss(out, target, mask, o, None).detach()) > 0.004
     only_mirrored = torch.ones(4)
     out = {"points": core + offset, "point_offset": offset}
     total_loss(out, target + 0.05, mask, o, only_mirrored).backward()
