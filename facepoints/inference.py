@@ -206,8 +206,9 @@ class LandmarkModel:
     boxes to that convention with the fitted ``BoxMaps``. The mapped box is only
     an estimate, so ``detect`` then re-crops ``refine`` times around the tight
     box of its own points: on held-out faces two passes cut the error with
-    detected boxes by about 0.9 points of NME (6.2% -> 5.3% YouTube-Faces test,
-    7.3% -> 6.3% AFW) for ~2 ms per face, next to ~50-200 ms of detection.
+    detected boxes from 4.6 % to 4.0 % NME (YouTube-Faces test) and from 5.7 % to
+    4.9 % (AFW faces the detector finds) for ~2 ms per face, next to ~50-200 ms of
+    detection (``benchmarks/detected_boxes.py``).
     """
 
     def __init__(
