@@ -159,7 +159,8 @@ def models() -> None:
 
     for name in available_models():
         meta = json.loads((model_dir() / f"{name}.json").read_text(encoding="utf-8"))
-        typer.echo(f"{name}: {meta.get('model')} {meta['scheme']['name']} input {meta['input_size']}px; "
+        precision = str(meta.get("precision", "float32")).split()[0]
+        typer.echo(f"{name}: {meta.get('model')} {meta['scheme']['name']} input {meta['input_size']}px {precision}; "
                    f"{meta.get('provenance', '')}")
 
 

@@ -123,7 +123,9 @@ def test_schemes_and_models_listing() -> None:
     out = _ok(["schemes"]).output
     assert "ibug68: 68 points, errors normalised by points (36, 45)" in out
     assert "aflw19: 19 points, errors normalised by the face box" in out
-    assert "default" in _ok(["models"]).output
+    listing = _ok(["models"]).output
+    assert "default: heatmap ibug68 input 96px int8" in listing  # the shipped default is the quantised export
+    assert "seed_baseline: baseline ibug68 input 64px float32" in listing
 
 
 def test_ci_runs_the_readme_test_command() -> None:
