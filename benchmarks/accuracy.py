@@ -15,6 +15,7 @@ benchmarks/results/accuracy.{md,json} and a CED plot per dataset.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -151,6 +152,16 @@ class MediaPipeReference:
         return pred, int((~found).sum()), ms
 
 
+@functools.cache
+def fit_faces(n: int) -> list[Sample]:
+    """About n training faces, spread evenly over the training sets: what the reference methods' maps are fitted on."""
+    faces: list[Sample] = []
+    for p in TRAIN_SETS:
+        s, _ = load_dataset(str(p), progress=False)
+        faces += s[:: max(1, len(s) // (n // len(TRAIN_SETS)))]
+    return faces
+
+
 def run_method(name: str, predict, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Points (and per-point scores when the method has them) for every face, box = tight GT box."""
     t = time.perf_counter()
@@ -235,21 +246,13 @@ def main() -> None:
         if importlib.util.find_spec("dlib") is None:
             notes.append("dlib not installed (pip install -e '.[bench]'): skipped")
         else:
-            train = []
-            for p in TRAIN_SETS:
-                s, _ = load_dataset(str(p), progress=False)
-                train += s[:: max(1, len(s) // (args.fit_faces // len(TRAIN_SETS)))]
-            ref = DlibReference(train)
+            ref = DlibReference(fit_faces(args.fit_faces))
             notes.append("dlib box map (fitted on training faces, HOG detections matched to tight boxes): "
                          + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in ref.fit_info.items()))
             methods["dlib"] = ref.landmarks
     if args.mediapipe_python:
-        train = []
-        for p in TRAIN_SETS:
-            s, _ = load_dataset(str(p), progress=False)
-            train += s[:: max(1, len(s) // (args.fit_faces // len(TRAIN_SETS)))]
-        mp_ref = MediaPipeReference(args.mediapipe_python, train)
+        mp_ref = MediaPipeReference(args.mediapipe_python, fit_faces(args.fit_faces))
         notes.append("MediaPipe Face Mesh 0.10.21 (468 vertices -> 68 points: nearest vertex + mean offset, fitted on "
                      "training faces): " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                                     for k, v in mp_ref.fit_info.items()))

@@ -29,12 +29,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def float_twin(name: str) -> Path | None:
     """The float32 export of a shipped int8 model's checkpoint, to show what quantisation buys (needs torch)."""
-    import facepoints
+    from facepoints.inference import model_dir, read_sidecar
 
     ck = ROOT / "checkpoints" / f"{name}.pt"
-    if not ck.exists() or importlib.util.find_spec("torch") is None:
+    onnx_path = model_dir() / f"{name}.onnx"
+    if not ck.exists() or not onnx_path.exists() or importlib.util.find_spec("torch") is None:
         return None
-    if "int8" not in str(facepoints.load(name).meta.get("precision", "")):
+    if "int8" not in str(read_sidecar(onnx_path).get("precision", "")):
         return None
     from facepoints.export import export_onnx
 

@@ -106,10 +106,12 @@ def export(
 
     target = out or checkpoint.with_suffix(".onnx")
     if int8:
-        path = export_int8(checkpoint, target, name=name, calibration=calibration)
-        faces = calibration_crops(checkpoint, 64, calibration, seed=1)
+        crops = calibration_crops(checkpoint, 200 + 64, calibration)  # one read: 200 calibrate, the rest check
+        n_cal = 200 if len(crops) > 200 else max(1, len(crops) - len(crops) // 4)  # small sets: hold a quarter out
+        path = export_int8(checkpoint, target, name=name, calibration=calibration, crops=crops[:n_cal])
+        faces = crops[n_cal:] if n_cal < len(crops) else crops
         diff = compare_with_onnx(checkpoint, path, inputs=faces)
-        typer.echo(f"wrote {path} and {path.with_suffix('.json')}; int8 vs torch on 64 real faces: "
+        typer.echo(f"wrote {path} and {path.with_suffix('.json')}; int8 vs torch on {len(faces)} other real faces: "
                    f"max {diff:.2f} px at {faces.shape[-1]} px input")
     else:
         path = export_onnx(checkpoint, target, name=name)

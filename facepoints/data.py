@@ -60,6 +60,11 @@ class Sample:
     def size(self) -> tuple[int, int]:
         return self.image.shape[1], self.image.shape[0]
 
+    @property
+    def crop_box(self) -> np.ndarray:
+        """The box the landmark model crops around: ``landmark_box`` if set, else the tight box of the valid points."""
+        return self.landmark_box if self.landmark_box is not None else tight_box(self.points, self.mask)
+
 
 @dataclass
 class CleaningReport:

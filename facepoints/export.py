@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from facepoints.data import load_dataset
-from facepoints.geometry import prepare_input, tight_box
+from facepoints.geometry import prepare_input
 from facepoints.train import load_checkpoint
 
 DATA_NOTICE = (
@@ -124,11 +124,8 @@ def calibration_crops(checkpoint: str | Path, n: int = 200, dataset: str | None 
     if not samples:
         raise ValueError(f"no usable faces in {path} to calibrate int8 ranges with")
     pick = np.random.default_rng(seed).permutation(len(samples))[:n]
-    crops = []
-    for i in pick:
-        s = samples[i]
-        box = s.landmark_box if s.landmark_box is not None else tight_box(s.points, s.mask)
-        crops.append(prepare_input(s.image, box, norm["input_size"], norm["context"], norm["channels"])[0])
+    crops = [prepare_input(samples[i].image, samples[i].crop_box, norm["input_size"], norm["context"],
+                           norm["channels"])[0] for i in pick]
     return np.stack(crops).astype(np.float32)
 
 
@@ -162,14 +159,20 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, crops: np.ndarray) -> 
 
 
 def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = None,
-                calibration: str | None = None, n_calibration: int = 200) -> Path:
-    """Export float ONNX, then quantise it in place of ``out``; the sidecar records the precision."""
+                calibration: str | None = None, n_calibration: int = 200, crops: np.ndarray | None = None) -> Path:
+    """Export float ONNX, then quantise it in place of ``out``; the sidecar records the precision.
+
+    ``crops`` (from ``calibration_crops``) saves reading the dataset again when the caller has them.
+    """
     import tempfile
 
     out = Path(out)
+    if crops is None:
+        crops = calibration_crops(checkpoint, n_calibration, calibration)
+    n_calibration = len(crops)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", name=name or out.stem)
-        quantize_onnx(fp32, out, calibration_crops(checkpoint, n_calibration, calibration))
+        quantize_onnx(fp32, out, crops)
         meta = json.loads(fp32.with_suffix(".json").read_text(encoding="utf-8"))
     meta["precision"] = (f"int8 backbone and decoder (static QDQ, per-channel weights, {n_calibration} calibration "
                          f"faces from {calibration or 'the training data'}); float head and soft-argmax")

@@ -183,11 +183,14 @@ class HeatmapNet(nn.Module):
         return out
 
 
+def cell_centres(n: int, device: torch.device | None = None) -> torch.Tensor:
+    """Normalised coordinates of the centres of n heatmap cells along one axis (geometry's (u + 0.5) / S)."""
+    return (torch.arange(n, dtype=torch.float32, device=device) + 0.5) / n
+
+
 def _grid(h: int, w: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised coordinates of the heatmap cells' centres, flattened row-major as the softmax is."""
-    xs = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w
-    ys = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h
-    return xs.repeat(h), ys.repeat_interleave(w)
+    """Cell centres of an h x w heatmap, flattened row-major as the softmax is."""
+    return cell_centres(w, device).repeat(h), cell_centres(h, device).repeat_interleave(w)
 
 
 @register("heatmap")

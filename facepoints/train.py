@@ -28,7 +28,7 @@ from facepoints import geometry
 from facepoints.augment import AugmentConfig, build_augmenter, jitter_box
 from facepoints.config import load_config, save_config
 from facepoints.data import CleaningReport, DatasetSpec, Sample, load_dataset, split_by_group
-from facepoints.models import build_model, count_parameters
+from facepoints.models import build_model, cell_centres, count_parameters
 from facepoints.schemes import PointScheme, SchemeError, load_scheme
 
 
@@ -131,9 +131,8 @@ def heatmap_loss(heatmaps: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     flat or two-peaked one; pulling it towards one sharp peak makes the mean
     precise and training faster.
     """
-    n, k, h, w = heatmaps.shape
-    xs = (torch.arange(w, dtype=heatmaps.dtype) + 0.5) / w
-    ys = (torch.arange(h, dtype=heatmaps.dtype) + 0.5) / h
+    h, w = heatmaps.shape[-2:]
+    xs, ys = cell_centres(w, heatmaps.device), cell_centres(h, heatmaps.device)
     gx = torch.exp(-0.5 * ((xs - target[..., :1]) * w / sigma) ** 2)  # (N, K, w)
     gy = torch.exp(-0.5 * ((ys - target[..., 1:]) * h / sigma) ** 2)  # (N, K, h)
     goal = gy.unsqueeze(-1) * gx.unsqueeze(-2)
@@ -198,7 +197,7 @@ class LandmarkDataset(Dataset):
         """(input, normalised target, mask, 1.0 if the sample was mirrored else 0.0)."""
         s = self.samples[i]
         m = self.cfg.model
-        box = s.landmark_box if s.landmark_box is not None else geometry.tight_box(s.points, s.mask)
+        box = s.crop_box
         aug = self._augmenter() if self.train else None
         if aug is not None:
             box = jitter_box(box, self._rng, self.cfg.augment.box_shift, self.cfg.augment.box_scale)
