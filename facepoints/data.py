@@ -55,6 +55,7 @@ class Sample:
     # ``points``: after 68 -> 15 conversion it stays the 68-point box, so every
     # model shares one box convention (and one detector box map).
     landmark_box: np.ndarray | None = None
+    convention: str = ""  # the annotators' markup habits (e.g. "300w", "youtube"); see models.HeatmapNet
 
     @property
     def size(self) -> tuple[int, int]:
@@ -891,6 +892,7 @@ class DatasetSpec:
     format: str = "auto"
     images: str | None = None
     scheme: str | None = None
+    convention: str = ""  # annotation convention of this source; models with per-convention offsets learn it
 
 
 Loader = Callable[..., tuple[list[Sample], CleaningReport]]
@@ -986,6 +988,9 @@ def load_dataset(
         target = load_scheme(spec.scheme)
         if samples[0].scheme != target.name:
             samples = [convert_sample(s, target) for s in samples]
+    if spec.convention:
+        for s in samples:
+            s.convention = spec.convention
     return samples, report
 
 
@@ -1001,7 +1006,7 @@ def convert_sample(sample: Sample, scheme: str | PointScheme) -> Sample:
     landmark_box = sample.landmark_box
     if landmark_box is None and sample.mask.sum() >= 2:
         landmark_box = tight_box(sample.points, sample.mask)
-    return Sample(sample.image, pts, mask, sample.source, target.name, sample.group, visible=visible,
+    return Sample(sample.image, pts, mask, sample.source, target.name, sample.group, visible=visible, convention=sample.convention,
                   attributes=dict(sample.attributes), box=sample.box, split=sample.split, landmark_box=landmark_box)
 
 

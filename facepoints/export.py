@@ -117,7 +117,7 @@ def head_nodes(graph) -> set[str]:
 
 def calibration_crops(checkpoint: str | Path, n: int = 200, dataset: str | None = None, seed: int = 0) -> np.ndarray:
     """Real face crops, as the model sees them, to set the int8 ranges (from the run's training data by default)."""
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     norm = ck["normalisation"]
     path = dataset or ck["config"]["data"]["train"][0]["path"]
     samples, _ = load_dataset(path, progress=False)

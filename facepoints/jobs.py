@@ -199,7 +199,7 @@ def evaluate_model(model_ref: str, datasets: list[str], out_dir: Path, name: str
 
                 from facepoints.schemes import scheme_from_dict
 
-                model_scheme = scheme_from_dict(torch.load(model_ref, map_location="cpu", weights_only=False)["scheme"])
+                model_scheme = scheme_from_dict(torch.load(model_ref, map_location="cpu", weights_only=True)["scheme"])
             else:
                 from facepoints.inference import load
 

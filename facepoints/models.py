@@ -123,15 +123,18 @@ class HeatmapNet(nn.Module):
         decoder: int = 64,
         score_tau: float = 0.01,
         point_offset: bool = False,
+        conventions: int = 1,
     ) -> None:
         super().__init__()
         self.num_points = num_points
-        # Annotators' left/right habits (e.g. points placed half a pixel right of the
-        # feature) are not mirror-symmetric, so flip augmentation teaches contradictory
-        # targets; a learned per-point offset, withheld from flipped samples in
-        # training (see train.total_loss), keeps the network symmetric and the
-        # output in the annotation convention.
-        self.point_offset = nn.Parameter(torch.zeros(num_points, 2)) if point_offset else None
+        # Annotators' habits (points half a pixel right of the feature, jaws drawn
+        # lower) differ between datasets and are not mirror-symmetric. A learned
+        # per-point offset per convention, mirrored for flipped samples (see
+        # losses.applied_offset), keeps the network itself convention-free and
+        # symmetric; the output uses convention 0 (the 300-W markup), and the
+        # others are a constant shift away (exported in the model card).
+        shape = (num_points, 2) if conventions == 1 else (conventions, num_points, 2)
+        self.point_offset = nn.Parameter(torch.zeros(shape)) if point_offset else None
         self.score_tau = score_tau
         self.stem = _conv_bn(channels, widths[0], 3, 2)  # stride 2
         stages = []
@@ -175,12 +178,18 @@ class HeatmapNet(nn.Module):
         score_logit = (self.score(f).flatten(2) * prob).sum(-1)
         out = {"points": points, "scores": torch.sigmoid(score_logit), "score_logits": score_logit}
         if self.point_offset is not None:
-            out["points"] = points + self.point_offset
+            out["points"] = points + self.offset_table()[0]
         if self.training:
             out["heatmaps"] = prob.unflatten(-1, (h, w))
             if self.point_offset is not None:
-                out["point_offset"] = self.point_offset
+                out["raw_points"] = points
+                out["point_offset"] = self.offset_table()
         return out
+
+    def offset_table(self) -> torch.Tensor:
+        """(conventions, K, 2) offsets, whichever shape the parameter has."""
+        assert self.point_offset is not None
+        return self.point_offset if self.point_offset.ndim == 3 else self.point_offset[None]
 
 
 def cell_centres(n: int, device: torch.device | None = None) -> torch.Tensor:

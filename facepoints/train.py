@@ -39,6 +39,10 @@ class DataConfig:
     val_fraction: float = 0.1
     policy: Literal["mask", "drop"] = "mask"
     scheme: str = "ibug68"
+    # Annotation conventions, the first being the model's output; each train/val
+    # source names its own (DatasetSpec.convention). Empty: one convention.
+    conventions: list[str] = field(default_factory=list)
+    repeat: dict[str, int] = field(default_factory=dict)  # convention -> times its training faces appear per epoch
 
 
 @dataclass
@@ -143,25 +147,40 @@ def heatmap_loss(heatmaps: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return _masked_mean(js, mask)
 
 
+def applied_offset(table: torch.Tensor, conv: torch.Tensor | None, flipped: torch.Tensor | None,
+                   flip_index: torch.Tensor | None) -> torch.Tensor:
+    """Each sample's (K, 2) offset: its convention's, mirrored when the sample was mirrored.
+
+    A mirrored image carries the mirror image of the annotators' habits:
+    point k of the flipped face was drawn as point flip[k], with x negated.
+    """
+    n = len(flipped) if flipped is not None else (len(conv) if conv is not None else 1)
+    idx = conv.long() if conv is not None else torch.zeros(n, dtype=torch.long)
+    off = table[idx]  # (N, K, 2)
+    if flipped is None or flip_index is None:
+        return off
+    mirrored = off[:, flip_index] * torch.tensor([-1.0, 1.0], dtype=off.dtype)
+    return torch.where(flipped.to(off.dtype)[:, None, None] > 0.5, mirrored, off)
+
+
 def total_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, o: OptimConfig,
-               flipped: torch.Tensor | None = None) -> torch.Tensor:
+               flipped: torch.Tensor | None = None, conv: torch.Tensor | None = None,
+               flip_index: torch.Tensor | None = None) -> torch.Tensor:
     """Coordinate loss + confidence and heatmap terms.
 
-    A model with a ``point_offset`` adds it to every output; flipped samples
-    are compared without it, so the offset learns the annotations' mirror
-    asymmetry and the heatmaps stay symmetric (see models.HeatmapNet).
+    A model with a ``point_offset`` adds each sample's convention offset
+    (mirrored for mirrored samples) to its raw points, so the heatmaps learn
+    one symmetric, convention-free face (see models.HeatmapNet).
     """
-    if "point_offset" in out and flipped is not None:
-        off = flipped.to(target.dtype)[:, None, None] * out["point_offset"]
-        out = {**out, "points": out["points"] - off}
+    heat_target = target
+    if "point_offset" in out:
+        off = applied_offset(out["point_offset"], conv, flipped, flip_index)
+        out = {**out, "points": out["raw_points"] + off}
+        heat_target = target - off.detach()
     loss = LOSSES[o.loss](out["points"], target, mask)
     if "score_logits" in out and o.score_weight:
         loss = loss + o.score_weight * score_loss(out, target, mask, o.score_tau)
     if "heatmaps" in out and o.heatmap_weight:
-        heat_target = target
-        if "point_offset" in out:  # the heatmaps' mean is the output minus the offset, where one was added
-            added = 1.0 - (flipped.to(target.dtype) if flipped is not None else torch.zeros(len(target)))
-            heat_target = target - added[:, None, None] * out["point_offset"].detach()
         loss = loss + o.heatmap_weight * heatmap_loss(out["heatmaps"], heat_target, mask, o.heatmap_sigma)
     return loss
 
@@ -174,6 +193,7 @@ class LandmarkDataset(Dataset):
 
     def __init__(self, samples: list[Sample], cfg: TrainConfig, scheme: PointScheme, train: bool) -> None:
         self.samples = samples
+        self.conventions = {name: i for i, name in enumerate(cfg.data.conventions)}
         self.cfg = cfg
         self.scheme = scheme
         self.train = train
@@ -193,8 +213,8 @@ class LandmarkDataset(Dataset):
             self._aug_seed = seed
         return self._aug
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(input, normalised target, mask, 1.0 if the sample was mirrored else 0.0)."""
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input, normalised target, mask, 1.0 if the sample was mirrored else 0.0, convention index)."""
         s = self.samples[i]
         m = self.cfg.model
         box = s.crop_box
@@ -213,7 +233,7 @@ class LandmarkDataset(Dataset):
         target = geometry.to_normalised(pts, m.input_size).astype(np.float32)
         target[~mask] = 0.0
         return (torch.from_numpy(x), torch.from_numpy(target), torch.from_numpy(mask.astype(bool)),
-                torch.tensor(float(flipped)))
+                torch.tensor(float(flipped)), torch.tensor(self.conventions.get(s.convention, 0)))
 
 
 def nme_batch(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pair: tuple[int, int]) -> torch.Tensor:
@@ -280,11 +300,15 @@ def _make_scheduler(opt: torch.optim.Optimizer, o: OptimConfig, steps_per_epoch:
 
 
 def evaluate_loader(model: nn.Module, loader: DataLoader, loss_fn: Loss, pair: tuple[int, int]) -> tuple[float, float]:
+    """Validation loss and NME, each face judged in its own source's convention."""
     model.eval()
     losses, nmes = [], []
+    table = model.offset_table() if getattr(model, "point_offset", None) is not None else None
     with torch.no_grad():
-        for x, t, m, _ in loader:
+        for x, t, m, _, conv in loader:
             p = model(x)["points"]
+            if table is not None:
+                p = p + table[conv.long()] - table[0]
             losses.append(float(loss_fn(p, t, m)) * len(x))
             nmes.append(nme_batch(p, t, m, pair))
     n = len(loader.dataset)
@@ -321,6 +345,7 @@ def checkpoint_payload(model: nn.Module, cfg: TrainConfig, scheme: PointScheme, 
         "state_dict": model.state_dict(),
         "config": asdict(cfg),
         "scheme": scheme.to_dict(),
+        "conventions": list(cfg.data.conventions),
         "normalisation": {"input_size": m.input_size, "channels": m.channels, "context": m.context,
                           "pixels": "uint8/255 -> [0,1]", "points": "(crop_px + 0.5) / input_size"},
         **extra,
@@ -374,6 +399,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         report = report.merge(vreport)
     else:
         train_samples, val_samples = split_by_group(train_samples, cfg.data.val_fraction, cfg.seed)
+    train_samples = [s for s in train_samples for _ in range(max(1, cfg.data.repeat.get(s.convention, 1)))]
     if cfg.max_train_samples:
         train_samples = train_samples[: cfg.max_train_samples]
         val_samples = val_samples[: max(8, cfg.max_train_samples // 4)]
@@ -385,7 +411,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         save_config(cfg, out / "config.yaml")
 
     m = cfg.model
-    model = build_model(m.name, scheme.num_points, m.input_size, m.channels, **m.kwargs)
+    kwargs = dict(m.kwargs)
+    if len(cfg.data.conventions) > 1:
+        kwargs["conventions"] = len(cfg.data.conventions)
+        cfg.model.kwargs = kwargs  # the checkpoint rebuilds the same shape
+    model = build_model(m.name, scheme.num_points, m.input_size, m.channels, **kwargs)
+    flip_index = torch.tensor(scheme.flip_permutation()) if scheme.flip_index is not None else None
     if cfg.init_from:
         _init_weights(model, cfg.init_from, progress)
     if cfg.channels_last:
@@ -410,7 +441,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     start_epoch, best, stale, rows = 1, float("inf"), 0, []
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.exists():
-        ck = torch.load(last_path, map_location="cpu", weights_only=False)
+        ck = torch.load(last_path, map_location="cpu", weights_only=True)
         core.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         if sched is not None and ck.get("scheduler"):
@@ -435,10 +466,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
                 seen = [train_samples[i].source for i in sampler]
         total, n = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{o.epochs}", disable=not progress, leave=False)
-        for x, t, mk, fl in bar:
+        for x, t, mk, fl, cv in bar:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            loss = total_loss(model(x), t, mk, o, fl)
+            loss = total_loss(model(x), t, mk, o, fl, cv, flip_index)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if o.grad_clip:
@@ -480,7 +511,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
 def _init_weights(model: nn.Module, path: str, progress: bool) -> None:
     """Copy every tensor whose name and shape match; heads for another point count start fresh."""
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     own = model.state_dict()
     taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(taken, strict=False)
@@ -511,7 +542,7 @@ def _write_history(rows: list[dict], out: Path) -> None:
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a checkpoint alone (architecture, scheme and normalisation are inside)."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = torch.load(path, map_location="cpu", weights_only=True)
     norm = ck["normalisation"]
     scheme = load_scheme_dict(ck["scheme"])
     model = build_model(ck["model_name"], scheme.num_points, norm["input_size"], norm["channels"], **ck["model_kwargs"])

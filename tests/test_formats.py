@@ -453,7 +453,7 @@ def test_occluded_points_leave_the_loss(tmp_path: Path) -> None:
     samples, _ = load_dataset(DatasetSpec(str(csv_path), scheme=str(scheme)), progress=False)
     cfg = TrainConfig()
     cfg.model.input_size = 32
-    _, target, mask, _ = LandmarkDataset(samples, cfg, load_scheme(scheme), train=False)[0]
+    _, target, mask, _, _ = LandmarkDataset(samples, cfg, load_scheme(scheme), train=False)[0]
     assert mask.tolist() == [True, True, True, False, True] and float(target[3].abs().sum()) == 0.0
     assert LandmarkDataset(samples, cfg, load_scheme(scheme), train=False)[1][2].all()
 
@@ -478,7 +478,7 @@ def test_custom_scheme_trains_from_yaml_and_evaluates(tmp_path: Path) -> None:
             "-o", "augment.blur_p=0", "-o", "name=five_points"]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    ck = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     assert ck["scheme"]["name"] == "my5" and ck["scheme"]["points"][2] == "nose"
     assert ck["config"]["data"]["scheme"] == str(scheme.resolve())
     assert "train faces: 20, validation faces: 4" in result.output and "occluded" in result.output

@@ -134,32 +134,34 @@ def test_heatmap_model_trains_channels_last_with_the_regulariser(tmp_path: Path)
     assert model(torch.rand(2, 3, 48, 48))["points"].shape == (2, 68, 2)  # a standard-layout checkpoint
 
 
-def test_point_offset_is_withheld_from_mirrored_samples() -> None:
-    """Annotations shifted right by d: unmirrored targets = feature + d, mirrored = feature - d.
+def test_convention_offsets_are_mirrored_for_mirrored_samples() -> None:
+    """Two conventions, the second drawing every point shifted by its own (asymmetric) offset.
 
-    The loss must be zero for a network that answers feature - d on every
-    sample (what it can learn without knowing about mirroring) plus an offset
-    of 2d on unmirrored samples only, and the offset must get gradient only
-    from unmirrored samples.
+    A mirrored face carries the mirror image of that habit (point k was drawn
+    as point flip[k], x negated). The loss must be zero for a network that
+    answers the true feature plus exactly that, non-zero when the flip flags
+    are ignored, and a convention must get gradient only from its own faces.
     """
     from facepoints.train import OptimConfig, total_loss
 
     o = OptimConfig(loss="l1", score_weight=0.0, heatmap_weight=0.0)
     feature = torch.rand(4, 3, 2)
-    d = torch.tensor([0.01, 0.0])
+    flip_index = torch.tensor([2, 1, 0])
+    table = torch.zeros(2, 3, 2)
+    table[1] = torch.tensor([[0.02, 0.0], [0.01, 0.01], [0.0, -0.01]])
+    conv = torch.tensor([1, 1, 0, 1])
     flipped = torch.tensor([0.0, 1.0, 0.0, 1.0])
-    target = torch.where(flipped[:, None, None] > 0, feature - d, feature + d)
-    offset = (2 * d).expand(3, 2).clone().requires_grad_(True)
+    mirrored = table[1][flip_index] * torch.tensor([-1.0, 1.0])
+    target = feature + torch.stack([table[1], mirrored, table[0], mirrored])
     mask = torch.ones(4, 3, dtype=torch.bool)
-    core = feature - d
-    out = {"points": core + offset, "point_offset": offset}
-    assert float(total_loss(out, target, mask, o, flipped).detach()) == pytest.approx(0.0, abs=1e-6)
-    # without the flip flags the same outputs are wrong on the mirrored half
-    assert float(total_loss(out, target, mask, o, None).detach()) > 0.004
-    only_mirrored = torch.ones(4)
-    out = {"points": core + offset, "point_offset": offset}
-    total_loss(out, target + 0.05, mask, o, only_mirrored).backward()
-    assert float(offset.grad.abs().sum()) == 0.0
+    param = table.clone().requires_grad_(True)
+    out = {"points": feature + param[0], "raw_points": feature, "point_offset": param}
+    assert float(total_loss(out, target, mask, o, flipped, conv, flip_index).detach()) == pytest.approx(0.0, abs=1e-6)
+    assert float(total_loss(out, target, mask, o, None, conv, flip_index).detach()) > 0.003
+    assert float(total_loss(out, target, mask, o, flipped, None, flip_index).detach()) > 0.003
+    only_second = torch.ones(4, dtype=torch.long)
+    total_loss(out, target + 0.05, mask, o, flipped, only_second, flip_index).backward()
+    assert float(param.grad[0].abs().sum()) == 0.0 and float(param.grad[1].abs().sum()) > 0.0
 
 
 def test_dataset_reports_which_samples_were_mirrored(tmp_path: Path) -> None:
@@ -189,7 +191,7 @@ def test_dataset_targets_match_points(tmp_path: Path) -> None:
 
     samples, _ = load_dataset(str(data), progress=False)
     ds = LandmarkDataset(samples, cfg, load_scheme("ibug68"), train=False)
-    x, t, m, flipped = ds[0]
+    x, t, m, flipped, conv = ds[0]
     assert float(flipped) == 0.0  # validation data is never mirrored
     assert x.shape == (1, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
     assert m.all() and t.shape == (68, 2)
@@ -234,8 +236,8 @@ def test_training_is_reproducible(tmp_path: Path) -> None:
     data = _pts_dataset(tmp_path / "data", n=12)
     a = train(_tiny_config(tmp_path / "a", data, **{"optim.epochs": 2}), progress=False)
     b = train(_tiny_config(tmp_path / "b", data, **{"optim.epochs": 2}), progress=False)
-    sa = torch.load(a, weights_only=False)["state_dict"]
-    sb = torch.load(b, weights_only=False)["state_dict"]
+    sa = torch.load(a, weights_only=True)["state_dict"]
+    sb = torch.load(b, weights_only=True)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
