@@ -6,7 +6,6 @@ lazily, so the base install's commands work without it.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Optional
@@ -157,13 +156,15 @@ def schemes() -> None:
 @app.command()
 def models() -> None:
     """List the models that ship with the package."""
+    from facepoints.card import ModelCard
     from facepoints.inference import available_models, model_dir
 
     for name in available_models():
-        meta = json.loads((model_dir() / f"{name}.json").read_text(encoding="utf-8"))
-        precision = str(meta.get("precision", "float32")).split()[0]
-        typer.echo(f"{name}: {meta.get('model')} {meta['scheme']['name']} input {meta['input_size']}px {precision}; "
-                   f"{meta.get('provenance', '')}")
+        card = ModelCard.for_model(model_dir() / f"{name}.onnx")
+        precision = card.precision.split()[0]
+        conventions = f", conventions {', '.join(card.conventions)}" if card.conventions else ""
+        typer.echo(f"{name}: {card.model} {card.scheme['name']} input {card.input_size}px {precision}{conventions}; "
+                   f"{card.provenance}")
 
 
 @app.command()

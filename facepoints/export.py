@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facepoints.card import ModelCard
 from facepoints.data import load_dataset
 from facepoints.geometry import prepare_input
 from facepoints.train import load_checkpoint
@@ -47,24 +47,35 @@ def box_convention(ck: dict[str, Any]) -> str:
     return f"tight box of the face's {len(scheme['points'])} {scheme['name']} points"
 
 
-def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+def convention_shifts(ck: dict[str, Any]) -> dict[str, list[list[float]]]:
+    """Each learned convention's shift from the default output, in normalised crop units (models.HeatmapNet)."""
+    names = ck.get("conventions") or []
+    table = ck["state_dict"].get("point_offset")
+    if len(names) < 2 or table is None or table.ndim != 3:
+        return {}
+    return {n: (table[i] - table[0]).tolist() for i, n in enumerate(names)}
+
+
+def selection(ck: dict[str, Any]) -> str:
+    data = ck["config"]["data"]
+    if data.get("val"):
+        return "best validation NME on " + ", ".join(d["path"] for d in data["val"])
+    return (f"best validation NME on {100 * data.get('val_fraction', 0.1):.0f} % of the training people and photos, "
+            "held out by name")
+
+
+def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None) -> ModelCard:
     norm = ck["normalisation"]
-    return {
-        "name": name,
-        "model": ck["model_name"],
-        "scheme": ck["scheme"],
-        "input_size": int(norm["input_size"]),
-        "channels": int(norm["channels"]),
-        "context": float(norm["context"]),
-        "scores": "per-point confidence" if ck["model_name"] != "baseline" else "none (constant 1.0)",
-        "box": box_convention(ck),
-        "provenance": f"facepoints run {ck['config'].get('name')}, epoch {ck.get('epoch')}, "
-                      f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
-        "training_data": [d["path"] for d in ck["config"]["data"]["train"]],
-        "licence": DATA_NOTICE,
-        "precision": "float32",
-        "metrics": metrics or {},
-    }
+    return ModelCard(
+        name=name, model=ck["model_name"], scheme=ck["scheme"], input_size=int(norm["input_size"]),
+        channels=int(norm["channels"]), context=float(norm["context"]),
+        scores="per-point confidence" if ck["model_name"] != "baseline" else "none (constant 1.0)",
+        box=box_convention(ck),
+        provenance=f"facepoints run {ck['config'].get('name')}, epoch {ck.get('epoch')}, "
+                   f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
+        selection=selection(ck), training_data=[d["path"] for d in ck["config"]["data"]["train"]],
+        licence=DATA_NOTICE, conventions=convention_shifts(ck), metrics=metrics or {},
+    )
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, name: str | None = None,
@@ -83,8 +94,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, name: str | None = N
             dynamic_axes={"image": {0: "batch"}, "points": {0: "batch"}, "scores": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )
-    meta = sidecar(ck, name or out.stem, metrics)
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    sidecar(ck, name or out.stem, metrics).write(out)
     return out
 
 
@@ -173,10 +183,10 @@ def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = N
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", name=name or out.stem)
         quantize_onnx(fp32, out, crops)
-        meta = json.loads(fp32.with_suffix(".json").read_text(encoding="utf-8"))
-    meta["precision"] = (f"int8 backbone and decoder (static QDQ, per-channel weights, {n_calibration} calibration "
-                         f"faces from {calibration or 'the training data'}); float head and soft-argmax")
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        card = ModelCard.for_model(fp32)
+    card.precision = (f"int8 backbone and decoder (static QDQ, per-channel weights, {n_calibration} calibration "
+                      f"faces from {calibration or 'the training data'}); float head and soft-argmax")
+    card.write(out)
     return out
 
 

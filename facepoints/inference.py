@@ -9,7 +9,6 @@ image pixel it was taught on. Nothing here imports torch.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
+from facepoints.card import CardError, ModelCard
 from facepoints.detect import BoxMaps, FaceDetector
 from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
@@ -172,30 +172,12 @@ def resolve_model(name_or_path: str | Path | None = None) -> Path:
     return path
 
 
-def read_sidecar(onnx_path: str | Path) -> dict:
-    """The sidecar JSON beside a model, checked for the fields inference needs."""
-    side = Path(onnx_path).with_suffix(".json")
-    if not side.is_file():
-        raise ModelError(
-            f"model {onnx_path} has no sidecar {side.name} beside it; the sidecar holds the point scheme "
-            "and crop settings, without which the model's output cannot be mapped back to the image"
-        )
+def read_sidecar(onnx_path: str | Path) -> ModelCard:
+    """The model card beside a model, checked for the fields inference needs."""
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelError(f"cannot read model sidecar {side}: {e}") from None
-    if not isinstance(meta, dict):
-        raise ModelError(f"model sidecar {side} must hold a JSON object")
-    missing = [k for k in SIDECAR_KEYS if k not in meta]
-    if missing:
-        raise ModelError(f"model sidecar {side} lacks {', '.join(missing)}")
-    try:
-        size, channels, context = int(meta["input_size"]), int(meta["channels"]), float(meta["context"])
-    except (TypeError, ValueError) as e:
-        raise ModelError(f"model sidecar {side}: bad input_size/channels/context ({e})") from None
-    if size <= 0 or channels not in (1, 3) or not context > 0:
-        raise ModelError(f"model sidecar {side}: need input_size > 0, channels 1 or 3, context > 0")
-    return meta
+        return ModelCard.for_model(onnx_path)
+    except CardError as e:
+        raise ModelError(str(e)) from None
 
 
 class LandmarkModel:
@@ -220,18 +202,22 @@ class LandmarkModel:
         box_maps: BoxMaps | None = None,
         batch_size: int = 32,
         refine: int = 2,
+        convention: str | None = None,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise _not_found(f"no model file {self.path}")
-        self.meta: dict = read_sidecar(self.path)
+        self.card: ModelCard = read_sidecar(self.path)
+        self.meta: dict = self.card.to_dict()
         try:
-            self.scheme: PointScheme = scheme_from_dict(self.meta["scheme"])
+            self.scheme: PointScheme = scheme_from_dict(self.card.scheme)
         except (SchemeError, TypeError, AttributeError) as e:
             raise ModelError(f"model sidecar of {self.path}: bad scheme ({e})") from None
-        self.input_size: int = int(self.meta["input_size"])
-        self.channels: int = int(self.meta["channels"])
-        self.context: float = float(self.meta["context"])
+        self.input_size: int = self.card.input_size
+        self.channels: int = self.card.channels
+        self.context: float = self.card.context
+        self.convention = convention or next(iter(self.card.conventions), "")
+        self._shift = self._convention_shift(self.convention)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
@@ -271,6 +257,17 @@ class LandmarkModel:
                 raise ModelError(f"{self.path}: the model's input {what} is {got} but its sidecar says {want}")
         return shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
 
+    def _convention_shift(self, name: str) -> np.ndarray | None:
+        """Normalised-crop shift from the default output to another annotation convention the model learned."""
+        shifts = self.card.conventions
+        if not name or not shifts:
+            if name:
+                raise ModelError(f"{self.path.name} learned one annotation convention; drop convention={name!r}")
+            return None
+        if name not in shifts:
+            raise ModelError(f"{self.path.name} knows the conventions {sorted(shifts)}, not {name!r}")
+        return np.asarray(shifts[name], dtype=np.float32)
+
     @property
     def box_maps(self) -> BoxMaps:
         """Detector-box -> tight-box maps; the packaged ones unless given."""
@@ -306,6 +303,8 @@ class LandmarkModel:
         prepared = [prepare_input(img, box, self.input_size, self.context, self.channels) for box in b]
         x = np.stack([p[0] for p in prepared]).astype(np.float32, copy=False)
         points, scores = self._run(x)
+        if self._shift is not None and points.shape[1:] == self._shift.shape:
+            points = points + self._shift
         if points.shape != (len(b), k, 2) or scores.shape != (len(b), k):
             raise ModelError(
                 f"{self.path}: expected outputs points {(len(b), k, 2)} and scores {(len(b), k)} for "

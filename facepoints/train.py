@@ -8,6 +8,7 @@ normalisation, so a checkpoint alone is enough to evaluate or export it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import math
 import os
@@ -270,7 +271,7 @@ def load_samples(specs: list[DatasetSpec], cfg: TrainConfig) -> tuple[list[Sampl
     report = CleaningReport(policy=cfg.data.policy)
     for spec in specs:
         if spec.scheme is None:
-            spec = DatasetSpec(spec.path, spec.format, spec.images, cfg.data.scheme)
+            spec = dataclasses.replace(spec, scheme=cfg.data.scheme)
         s, r = load_dataset(spec, policy=cfg.data.policy)
         samples += s
         report = report.merge(r)
