@@ -42,6 +42,7 @@ class ModelCard:
     licence: str = ""
     precision: str = "float32"
     conventions: dict[str, list[list[float]]] = field(default_factory=dict)
+    score_calibration: dict[str, Any] = field(default_factory=dict)  # raw score -> P(point within 5 % of eye distance)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     measured_with: dict[str, str] = field(default_factory=dict)
     retrain: str = ""  # the commands that rebuild this file from scratch
