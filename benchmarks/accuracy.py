@@ -19,6 +19,7 @@ import functools
 import importlib.util
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,17 +27,17 @@ import numpy as np
 from tqdm import tqdm
 
 from facepoints.data import Sample, load_dataset
-from facepoints.evaluate import EvalResult, compute_metrics, markdown_table, plot_ced, plot_extremes
+from facepoints.evaluate import EvalResult, compute_metrics, markdown_table, plot_ced
 from facepoints.geometry import tight_box
 from facepoints.schemes import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import shipped  # noqa: E402
+from provenance import markdown, provenance  # noqa: E402
+
+DATA = shipped.DATA
 RESULTS = ROOT / "benchmarks" / "results"
-TEST_SETS = {
-    "youtube-test": DATA / "youtube-faces-68" / "test_frames_keypoints.csv",
-    "afw": DATA / "300w-68" / "afw",
-}
 TRAIN_SETS = [DATA / "youtube-faces-68" / "training_frames_keypoints.csv", DATA / "300w-68" / "helen" / "trainset"]
 
 
@@ -213,35 +214,21 @@ def confidence_report(name: str, ds: str, pred: np.ndarray, scores: np.ndarray, 
             "lowest_decile_error_pct": means[0], "highest_decile_error_pct": means[-1]}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["seed_baseline", "default"], help="shipped names or .onnx paths")
-    ap.add_argument("--no-dlib", action="store_true")
-    ap.add_argument("--no-float", action="store_true", help="skip the float32 twin of int8 models")
-    ap.add_argument("--mediapipe-python", default=os.environ.get("FACEPOINTS_MEDIAPIPE_PYTHON", ""),
-                    help="python of a venv with mediapipe==0.10.21 (see mediapipe_ref.py); empty = skip")
-    ap.add_argument("--fit-faces", type=int, default=600, help="training faces used to fit dlib's box map")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
-
-    import facepoints
-
-    scheme = load_scheme("ibug68")
-    tests = {k: load_dataset(str(v), progress=False)[0] for k, v in TEST_SETS.items()}
-    methods = {}
+def our_methods(models: list[str], with_float: bool) -> list[str | Path]:
+    """Shipped model names, each int8 one followed by its float32 twin."""
     from speed import float_twin
 
-    names: list = list(args.models)
-    if not args.no_float:
-        for m in args.models:
+    names: list[str | Path] = list(models)
+    if with_float:
+        for m in models:
             twin = float_twin(m)
             if twin is not None:
                 names.insert(names.index(m) + 1, twin)
-    for m in names:
-        model = facepoints.load(m, threads=1)
-        methods[str(model.meta.get("name", m))] = (
-            model.landmarks_with_scores if model.meta.get("model") != "baseline" else model.landmarks)
-    notes = []
+    return names
+
+
+def reference_methods(args: argparse.Namespace, notes: list[str]) -> dict:
+    methods: dict = {}
     if not args.no_dlib:
         if importlib.util.find_spec("dlib") is None:
             notes.append("dlib not installed (pip install -e '.[bench]'): skipped")
@@ -259,40 +246,71 @@ def main() -> None:
         methods["mediapipe"] = mp_ref
     else:
         notes.append("MediaPipe not measured: pass --mediapipe-python (a venv with mediapipe==0.10.21)")
+    return methods
 
+
+def run_reference(name: str, fn, samples: list[Sample], ds: str, notes: list[str]) -> tuple[np.ndarray, None]:
+    if isinstance(fn, MediaPipeReference):
+        pred, missed, ms = fn.run(samples)
+        notes.append(f"MediaPipe on {ds}: no face found in {missed} of {len(samples)} crops (mean training "
+                     f"shape in the box stands in); {ms:.1f} ms per face including its own face detector")
+        return pred, None
+    return run_method(f"{name} on {ds}", fn, samples)[0], None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["seed_baseline", "default", "kaggle15"],
+                    help="shipped names or .onnx paths")
+    ap.add_argument("--no-dlib", action="store_true")
+    ap.add_argument("--no-float", action="store_true", help="skip the float32 twin of int8 models")
+    ap.add_argument("--mediapipe-python", default=os.environ.get("FACEPOINTS_MEDIAPIPE_PYTHON", ""),
+                    help="python of a venv with mediapipe==0.10.21 (see mediapipe_ref.py); empty = skip")
+    ap.add_argument("--fit-faces", type=int, default=600, help="training faces used to fit dlib's box map")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    prov = provenance()
+
+    scheme = load_scheme("ibug68")
+    notes: list[str] = []
+    refs = reference_methods(args, notes)
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[EvalResult] = []
-    timing = {}
     confidence = []
-    for ds, samples in tests.items():
+    for ds in shipped.TEST_SETS:
         per_ds = []
-        gt = np.stack([s.points for s in samples])
-        mask = np.stack([s.mask for s in samples])
-        for name, fn in methods.items():
-            if isinstance(fn, MediaPipeReference):
-                pred, missed, ms = fn.run(samples)
-                scores = None
-                notes.append(f"MediaPipe on {ds}: no face found in {missed} of {len(samples)} crops (mean training "
-                             f"shape in the box stands in); {ms:.1f} ms per face including its own face detector")
-            else:
-                pred, scores, ms = run_method(f"{name} on {ds}", fn, samples)
-            timing[(name, ds)] = ms
-            if scores is not None:
-                confidence.append(confidence_report(name, ds, pred, scores, samples, args.out))
-            r = compute_metrics(pred, gt, mask, scheme, name=name, dataset=ds, sources=[s.source for s in samples])
+        for m in our_methods(args.models, not args.no_float):
+            r, pred, scores, samples, convention = shipped.run(m, ds)
+            if convention:
+                notes.append(f"{r.name} on {ds}: answered in the test set's own convention ({convention})")
+            if scores is not None and r.scheme == "ibug68":
+                confidence.append(confidence_report(r.name, ds, pred, scores, samples, args.out))
             per_ds.append(r)
-            # pictures of dataset faces stay out of the repo (research-only data): runs/ is git-ignored
-            plot_extremes(samples, pred, r.errors, ROOT / "runs" / "benchmarks" / f"{ds}_{name}_extremes.png",
-                          scheme=scheme)
-        plot_ced(per_ds, args.out / f"accuracy_{ds}_ced.png", title=f"CED on {ds} ({len(samples)} faces)")
+        samples = shipped.test_samples(ds)
+        gt, mask = np.stack([s.points for s in samples]), np.stack([s.mask for s in samples])
+        for name, fn in refs.items():
+            pred, _ = run_reference(name, fn, samples, ds, notes)
+            per_ds.append(compute_metrics(pred, gt, mask, scheme, name=name, dataset=ds,
+                                          sources=[s.source for s in samples]))
+        plot_ced([r for r in per_ds if r.scheme == "ibug68"], args.out / f"accuracy_{ds}_ced.png",
+                 title=f"CED on {ds} ({len(samples)} faces)")
         results += per_ds
+    write_accuracy(results, notes, confidence, prov, args.out)
 
-    table = markdown_table(results)
-    text = ["# Accuracy (boxes = tight ground-truth boxes)", "",
-            "Command: `python benchmarks/accuracy.py --mediapipe-python .mpvenv/bin/python` (MediaPipe in its own "
-            "venv: `python3 -m venv .mpvenv && .mpvenv/bin/pip install mediapipe==0.10.21`)", "", table, "",
-            "NME: mean point error / outer-eye-corner distance (points 36, 45). FR: faces with NME > 10 %.", ""]
-    text += [f"- {n}" for n in notes]
+
+def write_accuracy(results: list[EvalResult], notes: list[str], confidence: list[dict], prov: dict, out: Path) -> None:
+    ibug = [r for r in results if r.scheme == "ibug68"]
+    other = [r for r in results if r.scheme != "ibug68"]
+    text = ["# Accuracy (boxes = tight ground-truth boxes)", "", markdown(prov), "",
+            "MediaPipe runs in its own venv: `python3 -m venv .mpvenv && .mpvenv/bin/pip install mediapipe==0.10.21`. "
+            "The test sets (AFW, YouTube-Faces test) chose nothing: checkpoints were selected on held-out training "
+            "people and photos.", "", markdown_table(ibug), "",
+            "NME: mean point error / outer-eye-corner distance (points 36, 45). FR: faces with NME > 10 %."]
+    if other:
+        text += ["", "## Other point schemes", "", markdown_table(other), "",
+                 "kaggle15: NME divided by the distance between the eye centres (points 0 and 1); the 68 annotated "
+                 "points converted to the 15 Kaggle points, same tight 68-point box."]
+    text += [""] + [f"- {n}" for n in notes]
     if confidence:
         text += ["", "## Per-point confidence (held-out faces)", "",
                  "| method | dataset | Spearman(score, error) | error % in lowest-score decile | in highest |",
@@ -300,11 +318,11 @@ def main() -> None:
         text += [f"| {c['method']} | {c['dataset']} | {c['spearman_score_vs_error']:.3f} | "
                  f"{c['lowest_decile_error_pct']:.2f} | {c['highest_decile_error_pct']:.2f} |" for c in confidence]
         text += ["", "Negative rho: error grows as confidence falls. Plots: `confidence_<dataset>_<method>.png`."]
-    text += ["", "CED plots: " + ", ".join(f"`accuracy_{ds}_ced.png`" for ds in tests)]
-    (args.out / "accuracy.md").write_text("\n".join(text) + "\n", encoding="utf-8")
-    (args.out / "accuracy.json").write_text(json.dumps({"results": [r.to_dict() for r in results], "notes": notes,
-                                                        "confidence": confidence},
-                                                       indent=1), encoding="utf-8")
+    text += ["", "CED plots: " + ", ".join(f"`accuracy_{ds}_ced.png`" for ds in shipped.TEST_SETS)]
+    (out / "accuracy.md").write_text("\n".join(text) + "\n", encoding="utf-8")
+    (out / "accuracy.json").write_text(json.dumps({"provenance": prov, "results": [r.to_dict() for r in results],
+                                                   "notes": notes, "confidence": confidence}, indent=1),
+                                       encoding="utf-8")
     print("\n".join(text))
 
 

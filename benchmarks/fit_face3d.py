@@ -11,7 +11,8 @@ on the visible silhouette, which slides over a turned face.
 
 2-D points fix the x/y layout well but the depth scale only weakly (it rests on
 the foreshortening of a few strongly turned faces): the fit puts the outer eye
-corners ~60-70 mm behind the nose tip on each of AFW, HELEN and YouTube Faces,
+corners ~60-70 mm behind the nose tip on each of AFW, HELEN and YouTube Faces (the
+shipped shape is fitted on HELEN training photos only: AFW tests pose),
 about 1.5x what 3-D face scans show. So depth is rescaled once, so that the
 outer eye corners lie ``--eye-depth`` mm behind the nose tip (anthropometric
 estimate; OpenFace's scan-based model has 44 mm). Prints the table that
@@ -87,7 +88,8 @@ def main() -> None:
     args = ap.parse_args()
 
     flip = load_scheme("ibug68").flip_permutation()
-    files = sorted((args.data / "300w-68").rglob("*.pts"))
+    # training photos only: AFW is a test set (it tests head pose), so it must not shape the 3-D face
+    files = sorted((args.data / "300w-68" / "helen" / "trainset").glob("*.pts"))
     shapes = np.stack([read_pts(f) for f in files])
     fitted = to_face_frame(fit_rigid_shape(shapes, flip), flip)
     raw_eye_depth = float(fitted[[36, 45], 2].mean())

@@ -1,0 +1,71 @@
+"""Each shipped model still scores what its card and the published results say, on the real test sets.
+
+A worse model (say the seed baseline copied over the default, card and all) or
+a runtime that moves the points turns these red. The protocol is
+benchmarks/shipped.py, the same code that wrote the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from facepoints.card import ModelCard
+from facepoints.inference import available_models, model_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import shipped  # noqa: E402
+
+SHIPPED = available_models()
+CASES = [(m, ds) for m in SHIPPED for ds in shipped.TEST_SETS]
+
+
+def published(name: str, dataset: str) -> dict | None:
+    """The row of the published accuracy table (benchmarks/results/accuracy.json) for a shipped model."""
+    rows = json.loads((ROOT / "benchmarks" / "results" / "accuracy.json").read_text(encoding="utf-8"))["results"]
+    found = [r for r in rows if r["name"] == name and r["dataset"] == dataset]
+    return found[0] if found else None
+
+
+def test_every_shipped_model_has_recorded_figures() -> None:
+    assert {"default", "seed_baseline"} <= set(SHIPPED)
+    for name in SHIPPED:
+        card = ModelCard.for_model(model_dir() / f"{name}.onnx")
+        assert set(card.metrics) == set(shipped.TEST_SETS), f"{name}: card lacks test figures"
+        assert card.measured_with.get("onnxruntime"), f"{name}: card does not say which runtime measured it"
+
+
+@pytest.mark.parametrize(("name", "dataset"), CASES)
+def test_shipped_model_reproduces_its_figures(real_data: Path, name: str, dataset: str) -> None:
+    card = ModelCard.for_model(model_dir() / f"{name}.onnx")
+    want = card.metrics[dataset]
+    got = shipped.measure(name, dataset)
+    assert got["faces"] == want["faces"]
+    for key, tol in shipped.TOLERANCE.items():
+        assert abs(got[key] - want[key]) <= tol, f"{name} on {dataset}: {key} {got[key]} vs recorded {want[key]}"
+
+
+@pytest.mark.parametrize(("name", "dataset"), CASES)
+def test_card_matches_the_published_table(name: str, dataset: str) -> None:
+    """The card's figures are the published ones: swapping in another model with its own card fails here."""
+    card = ModelCard.for_model(model_dir() / f"{name}.onnx")
+    row = published(card.name, dataset)
+    assert row is not None, f"{card.name} on {dataset} is not in the published results"
+    want = card.metrics[dataset]
+    assert card.name == name, f"{name}.onnx carries the card of {card.name!r}"
+    assert abs(row["nme_mean"] - want["nme"]) <= shipped.TOLERANCE["nme"]
+    assert abs(row["failure_rate"] - want["fr10"]) <= shipped.TOLERANCE["fr10"]
+    assert abs(row["auc"] - want["auc10"]) <= shipped.TOLERANCE["auc10"]
+
+
+def test_default_beats_the_seed_baseline_on_every_test_set(real_data: Path) -> None:
+    for dataset in shipped.TEST_SETS:
+        default = shipped.measure("default", dataset)
+        baseline = published("seed_baseline", dataset)
+        assert baseline is not None
+        assert default["nme"] < baseline["nme_mean"] - 1.0, f"default is no better than the seed baseline on {dataset}"
