@@ -11,8 +11,8 @@ Three kinds of motion: still (shake and noise only), calm (a person talking to
 a webcam: +-6 % shift, +-6 deg, +-6 % scale, 5 s period) and fast (+-12 %,
 +-12 deg, +-12 %, 3 s period: up to ~1.5 face sizes and ~40 deg per second).
 The tracker runs on each video with and without One Euro smoothing. The
-filter's defaults were chosen on other AFW faces (``--seed 0``) than the ones
-reported (``--seed 1``).
+filter's settings are chosen with ``--faces helen --grid`` on HELEN training
+faces; AFW (the default ``--faces``) only reports.
 
 * NME: mean point error / true outer-eye-corner distance (points 36/45), %.
 * jitter: mean frame-to-frame change of the error vector (prediction - truth),
@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +47,10 @@ from facepoints.geometry import tight_box
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACEPOINTS_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import markdown, provenance  # noqa: E402
 FRAME = (640, 480)
+FACE_SETS = {"afw": DATA / "300w-68" / "afw", "helen": DATA / "300w-68" / "helen" / "trainset"}
 
 
 def errors(pred: list[np.ndarray | None], truth: np.ndarray) -> dict:
@@ -146,14 +150,16 @@ def main() -> None:
     ap.add_argument("--grid", action="store_true", help="also sweep One Euro min_cutoff x beta (calm motion)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--faces", choices=sorted(FACE_SETS), default="afw",
+                    help="afw reports (a test set); helen (training photos) is where settings are chosen")
     args = ap.parse_args()
 
     import facepoints
 
     model = facepoints.load(args.model, threads=args.threads)
-    samples, _ = load_dataset(str(DATA / "300w-68" / "afw"), progress=False)
+    samples, _ = load_dataset(str(FACE_SETS[args.faces]), progress=False)
     faces, skipped = pick_faces(samples, model, args.videos, args.seed)
-    print(f"{len(faces)} AFW faces ({skipped} skipped: the detector missed them), {args.frames} frames each, "
+    print(f"{len(faces)} {args.faces} faces ({skipped} skipped: the detector missed them), {args.frames} frames each, "
           f"{FRAME[0]}x{FRAME[1]}; model {model.path.name}")
 
     base = VideoConfig(draw_points=False, draw_pose=False, draw_ids=False, blinks=False)
@@ -215,13 +221,15 @@ def main() -> None:
         targets[f"{mname}: smoothing raises NME by <= 5 %"] = (rise <= 0.05, f"{100 * rise:+.1f} %")
     targets["tracking one face >= 200 frames/s"] = (fps1 >= 200, f"{fps1:.0f} frames/s")
     cfg_text = f"min_cutoff {smooth.min_cutoff} Hz, beta {smooth.beta}, d_cutoff {smooth.d_cutoff} Hz"
+    prov = provenance()
     lines = [
         "# Video tracking: accuracy, jitter, speed",
         "",
-        (f"`python benchmarks/video.py{' --model ' + args.model if args.model else ''}` "
-         f"(model `{model.path.name}`: {model.meta.get('provenance', '')})."),
+        markdown(prov),
         "",
-        (f"{len(faces)} real AFW faces (300-W annotations; {skipped} other candidates skipped because the Haar "
+        f"Model `{model.path.name}`: {model.card.provenance}.",
+        "",
+        (f"{len(faces)} real {args.faces} faces (300-W annotations; {skipped} other candidates skipped because the Haar "
          "detector did not find them in the first frame, so tracking could not start), each cut out and moved by "
          "smooth known similarity transforms plus camera noise (a 0.4 px hand-held wobble low-passed to a few Hz, "
          f"sensor noise of 2 grey levels, JPEG quality 85); {args.frames} frames of {FRAME[0]}x{FRAME[1]} at "
@@ -239,13 +247,8 @@ def main() -> None:
     lines += [
         "",
         (f"Smoothing: One Euro filter, {cfg_text}; each point's cutoff follows the larger of the face's mean "
-         "point speed and its own, in face sizes per second (`VideoConfig` defaults; chosen on AFW faces of "
-         f"`--seed 0`, reported here on `--seed {args.seed}`)."),
-        "",
-        ("The shake is a wobble, not an independent jump every frame: a first version of this benchmark shook "
-         "each frame independently by 0.4 px, which is true motion no smoother should follow; it put a floor of "
-         "~0.67 % of the eye distance into the truth itself (the smoothed still videos measured 0.66 %), and "
-         "smoothing showed 53 % / 45 % / 24 % less jitter (still / calm / fast)."),
+         "point speed and its own, in face sizes per second (`VideoConfig` defaults; chosen with "
+         "`--faces helen --grid` on HELEN training faces, never on the AFW faces reported here)."),
         "",
         "| speed | |",
         "| --- | ---: |",
@@ -273,7 +276,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "video.md").write_text(text, encoding="utf-8")
     (args.out / "video.json").write_text(json.dumps({
-        "model": model.path.name, "provenance": model.meta.get("provenance"), "faces": len(faces),
+        "provenance": prov, "face_set": args.faces, "model": model.path.name, "model_provenance": model.card.provenance, "faces": len(faces),
         "skipped_faces": skipped,
         "frames": args.frames, "seed": args.seed, "rows": rows,
         "motions": {k: vars(m) for k, m in MOTIONS.items()},
