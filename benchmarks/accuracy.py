@@ -295,10 +295,28 @@ def main() -> None:
         plot_ced([r for r in per_ds if r.scheme == "ibug68"], args.out / f"accuracy_{ds}_ced.png",
                  title=f"CED on {ds} ({len(samples)} faces)")
         results += per_ds
-    write_accuracy(results, notes, confidence, prov, args.out)
+    conventions = convention_table(args.models)
+    write_accuracy(results, notes, confidence, prov, args.out, conventions)
 
 
-def write_accuracy(results: list[EvalResult], notes: list[str], confidence: list[dict], prov: dict, out: Path) -> None:
+def convention_table(models: list[str]) -> list[dict]:
+    """Each learned convention's output on each test set: what answering in the other markup costs."""
+    import facepoints
+
+    rows = []
+    for m in models:
+        card = facepoints.load(m).card
+        for convention in card.conventions:
+            for ds in shipped.TEST_SETS:
+                r = shipped.run(m, ds, convention)[0]
+                rows.append({"model": card.name, "convention": convention, "dataset": ds, "nme": r.nme_mean,
+                             "jaw": r.region_nme.get("jaw"), "brows": r.region_nme.get("brows"),
+                             "eyes": r.region_nme.get("eyes")})
+    return rows
+
+
+def write_accuracy(results: list[EvalResult], notes: list[str], confidence: list[dict], prov: dict, out: Path,
+                   conventions: list[dict]) -> None:
     ibug = [r for r in results if r.scheme == "ibug68"]
     other = [r for r in results if r.scheme != "ibug68"]
     text = ["# Accuracy (boxes = tight ground-truth boxes)", "", markdown(prov), "",
@@ -310,6 +328,13 @@ def write_accuracy(results: list[EvalResult], notes: list[str], confidence: list
         text += ["", "## Other point schemes", "", markdown_table(other), "",
                  "kaggle15: NME divided by the distance between the eye centres (points 0 and 1); the 68 annotated "
                  "points converted to the 15 Kaggle points, same tight 68-point box."]
+    if conventions:
+        text += ["", "## Annotation conventions", "",
+                 "One network, one learned offset per training source's markup (models.HeatmapNet); the test set's "
+                 "own convention is what the tables above use.", "",
+                 "| model | answers in | dataset | NME % | jaw % | brows % | eyes % |", "|---|---|---|---:|---:|---:|---:|"]
+        text += [f"| {c['model']} | {c['convention']} | {c['dataset']} | {c['nme']:.2f} | {c['jaw']:.2f} | "
+                 f"{c['brows']:.2f} | {c['eyes']:.2f} |" for c in conventions]
     text += [""] + [f"- {n}" for n in notes]
     if confidence:
         text += ["", "## Per-point confidence (held-out faces)", "",
@@ -321,7 +346,8 @@ def write_accuracy(results: list[EvalResult], notes: list[str], confidence: list
     text += ["", "CED plots: " + ", ".join(f"`accuracy_{ds}_ced.png`" for ds in shipped.TEST_SETS)]
     (out / "accuracy.md").write_text("\n".join(text) + "\n", encoding="utf-8")
     (out / "accuracy.json").write_text(json.dumps({"provenance": prov, "results": [r.to_dict() for r in results],
-                                                   "notes": notes, "confidence": confidence}, indent=1),
+                                                   "notes": notes, "confidence": confidence,
+                                                   "conventions": conventions}, indent=1),
                                        encoding="utf-8")
     print("\n".join(text))
 

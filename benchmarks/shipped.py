@@ -48,14 +48,17 @@ def convention_for(card, dataset: str) -> str | None:
     return wanted if wanted in card.conventions else None
 
 
-def run(model_ref: str | Path, dataset: str):
-    """(EvalResult, points, scores, samples, convention) of one model on one test set, box = tight GT box."""
+def run(model_ref: str | Path, dataset: str, convention: str | None = None):
+    """(EvalResult, points, scores, samples, convention) of one model on one test set, box = tight GT box.
+
+    ``convention``: the output markup; default: the test set's own when the model learned it.
+    """
     import facepoints
     from facepoints.data import convert_sample
     from facepoints.evaluate import compute_metrics
 
     probe = facepoints.load(model_ref, threads=1)
-    convention = convention_for(probe.card, dataset)
+    convention = convention or convention_for(probe.card, dataset)
     model = facepoints.load(model_ref, threads=1, convention=convention) if convention else probe
     samples = test_samples(dataset)
     if model.scheme.name != samples[0].scheme:  # e.g. kaggle15: the 68 annotated points converted, same face box
