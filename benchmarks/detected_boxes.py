@@ -13,6 +13,8 @@ Writes benchmarks/results/detected_boxes.md.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +24,9 @@ from facepoints.data import load_dataset
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-TEST_SETS = {
-    "youtube-test": DATA / "youtube-faces-68" / "test_frames_keypoints.csv",
-    "afw": DATA / "300w-68" / "afw",
-}
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import markdown, provenance  # noqa: E402
+from shipped import TEST_SETS  # noqa: E402
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -43,7 +43,9 @@ def main() -> None:
     args = ap.parse_args()
     import facepoints
 
-    lines = ["# Accuracy with detected boxes", "", "Command: `python benchmarks/detected_boxes.py`", "",
+    prov = provenance()
+    rows = []
+    lines = ["# Accuracy with detected boxes", "", markdown(prov), "",
              "| set | faces | found | refine | NME % (found faces) | FR@10 % |", "|---|---:|---:|---:|---:|---:|"]
     for ds, path in TEST_SETS.items():
         samples, _ = load_dataset(str(path), progress=False)
@@ -58,13 +60,16 @@ def main() -> None:
                 d = np.linalg.norm(s.points[36] - s.points[45])
                 errs.append(np.linalg.norm(best.points - s.points, axis=1)[s.mask].mean() / d)
             e = np.array(errs)
+            rows.append({"dataset": ds, "faces": len(samples), "found": len(e), "refine": refine,
+                         "nme": float(100 * e.mean()), "fr10": float(100 * (e > 0.1).mean())})
             lines.append(f"| {ds} | {len(samples)} | {len(e)} | {refine} | {100 * e.mean():.2f} | "
                          f"{100 * (e > 0.1).mean():.1f} |")
             print(lines[-1], flush=True)
-    lines += ["", "Boxes: the Haar detector's, mapped to the tight-box convention by the fitted box map "
-              "(benchmarks/results/box_map.md); `refine` re-crops around the model's own points."]
+    lines += ["", "Boxes: the default face detector's, mapped to the tight-box convention by its fitted box map; "
+              "`refine` re-crops around the model's own points."]
     out = ROOT / "benchmarks" / "results" / "detected_boxes.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows}, indent=1), encoding="utf-8")
     print("\n".join(lines))
 
 

@@ -11,7 +11,9 @@ terms. Writes benchmarks/results/train_step.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from facepoints.models import build_model
 from facepoints.train import load_train_config, total_loss
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import markdown, provenance  # noqa: E402
 
 
 def step_ms(cfg, threads: int, channels_last: bool, bf16: bool, batches: int) -> float:
@@ -60,7 +64,9 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=8)
     args = ap.parse_args()
     cfg = load_train_config(args.config)
-    lines = ["# Training step speed", "", "Command: `python benchmarks/train_step.py`", "",
+    prov = provenance()
+    rows = []
+    lines = ["# Training step speed", "", markdown(prov), "",
              f"Model `{cfg.model.name}` at {cfg.model.input_size} px, batch {cfg.optim.batch_size}; "
              f"{os.cpu_count()} CPU cores, nothing else running.", "",
              "| threads | memory format | autocast | ms per batch | vs NCHW float32, same threads |",
@@ -70,11 +76,13 @@ def main() -> None:
         for cl, bf16 in ((False, False), (True, False), (False, True), (True, True)):
             ms = step_ms(cfg, threads, cl, bf16, args.batches)
             base = base or ms
+            rows.append({"threads": threads, "channels_last": cl, "bf16": bf16, "ms_per_batch": ms})
             lines.append(f"| {threads} | {'channels_last' if cl else 'NCHW'} | {'bf16' if bf16 else 'off'} | "
                          f"{ms:.0f} | {base / ms:.2f}x |")
             print(lines[-1], flush=True)
     out = ROOT / "benchmarks" / "results" / "train_step.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows}, indent=1), encoding="utf-8")
     print("\n".join(lines))
 
 
