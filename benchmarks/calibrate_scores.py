@@ -374,7 +374,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="at most this many faces per set (quick check)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
-    command = "python benchmarks/calibrate_scores.py " + " ".join(sys.argv[1:])
+    info = provenance("python benchmarks/calibrate_scores.py " + " ".join(sys.argv[1:]))  # before the card changes
     models = Models(args.model)
     scheme = scheme_from_dict(ModelCard.for_model(args.model).scheme)
     regions = ({n: list(v) for n, v in scheme.regions.items()} if args.per_region
@@ -399,7 +399,6 @@ def main() -> None:
         target = args.card or card_path(args.model)
         write_card(target, cal)
         wrote = f"Written into `{target.name}` (`score_calibration`)."
-    info = provenance(command)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, pooled, args.out / "scores.png")
     text = markdown(info, cal, val, results, pooled, args.model, wrote, selection)
