@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facepoints.data import Sample, load_dataset
+from facepoints.datasets import Sample, load_dataset
 from facepoints.evaluate import EvalResult, compute_metrics, markdown_table, plot_ced, plot_extremes
 from facepoints.geometry import tight_box
 from facepoints.schemes import load_scheme

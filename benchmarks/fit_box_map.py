@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facepoints.data import load_dataset
+from facepoints.datasets import load_dataset
 from facepoints.detect import (
     FRONTAL_CASCADE,
     PROFILE_CASCADE,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.data import read_pts
+from facepoints.datasets import read_pts
 from facepoints.schemes import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]

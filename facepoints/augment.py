@@ -21,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from facepoints.data import Sample
+from facepoints.datasets import Sample
 from facepoints.geometry import apply_affine, crop_matrix, tight_box, warp_crop
 from facepoints.schemes import PointScheme, SchemeError
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from facepoints.card import ModelCard
-from facepoints.data import load_dataset
+from facepoints.datasets import load_dataset
 from facepoints.geometry import prepare_input
 from facepoints.train import load_checkpoint
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facepoints.data import IMAGE_SUFFIXES, Sample, load_dataset
+from facepoints.datasets import IMAGE_SUFFIXES, Sample, load_dataset
 from facepoints.geometry import tight_box
 
 

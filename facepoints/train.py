@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from facepoints import geometry
 from facepoints.augment import AugmentConfig, build_augmenter, jitter_box
 from facepoints.config import load_config, save_config
-from facepoints.data import CleaningReport, DatasetSpec, Sample, load_dataset, split_by_group
+from facepoints.datasets import CleaningReport, DatasetSpec, Sample, load_dataset, split_by_group
 from facepoints.models import build_model, cell_centres, count_parameters
 from facepoints.schemes import PointScheme, SchemeError, load_scheme
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from facepoints import geometry
-from facepoints.data import (
+from facepoints.datasets import (
     DataError,
     DatasetSpec,
     load_dataset,
@@ -235,7 +235,7 @@ def test_crop_follows_pixels() -> None:
 
 
 def test_split_holds_out_whole_groups(tmp_path: Path) -> None:
-    from facepoints.data import Sample
+    from facepoints.datasets import Sample
 
     samples = [Sample(np.zeros((4, 4, 3), np.uint8), np.zeros((68, 2), np.float32), np.ones(68, bool), f"{g}_{i}.jpg",
                       group=f"person{g}") for g in range(40) for i in range(5)]

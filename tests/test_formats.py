@@ -14,7 +14,7 @@ import scipy.io
 from PIL import Image
 from typer.testing import CliRunner
 
-from facepoints.data import (
+from facepoints.datasets import (
     DataError,
     DatasetSpec,
     Sample,

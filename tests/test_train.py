@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from facepoints.config import ConfigError, load_config
-from facepoints.data import write_pts
+from facepoints.datasets import write_pts
 from facepoints.models import MODELS, build_model
 from facepoints.schemes import load_scheme
 from facepoints.train import (
@@ -166,7 +166,7 @@ def test_convention_offsets_are_mirrored_for_mirrored_samples() -> None:
 
 def test_dataset_reports_which_samples_were_mirrored(tmp_path: Path) -> None:
     data = _pts_dataset(tmp_path / "data", n=4)
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
 
     samples, _ = load_dataset(str(data), progress=False)
     for p_flip, expected in ((1.0, 1.0), (0.0, 0.0)):
@@ -187,7 +187,7 @@ def test_nme_batch_hand_computed() -> None:
 def test_dataset_targets_match_points(tmp_path: Path) -> None:
     data = _pts_dataset(tmp_path / "data", n=4)
     cfg = _tiny_config(tmp_path, data, **{"model.input_size": 64})
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
 
     samples, _ = load_dataset(str(data), progress=False)
     ds = LandmarkDataset(samples, cfg, load_scheme("ibug68"), train=False)
@@ -222,7 +222,7 @@ def test_short_training_run_loss_falls_and_resumes(tmp_path: Path) -> None:
     rows2 = (out / "history.csv").read_text().strip().splitlines()
     assert len(rows2) == 13 and rows2[1:11] == rows[1:]  # epochs 1-10 kept, 11-12 added
 
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
 
     samples, _ = load_dataset(str(data), progress=False)
     from facepoints.geometry import tight_box
