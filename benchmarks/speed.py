@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from facepoints.config import data_root
 from facepoints.datasets import load_dataset
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = data_root()
 RESULTS = ROOT / "benchmarks" / "results"
 
 

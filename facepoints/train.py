@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from facepoints import geometry
 from facepoints.augment import AugmentConfig, build_augmenter, jitter_box
-from facepoints.config import load_config, save_config
+from facepoints.config import load_config, path_field, save_config
 from facepoints.datasets import CleaningReport, DatasetSpec, Sample, load_dataset, split_by_group
 from facepoints.models import build_model, cell_centres, count_parameters
 from facepoints.schemes import PointScheme, SchemeError, load_scheme
@@ -39,7 +39,7 @@ class DataConfig:
     val: list[DatasetSpec] = field(default_factory=list)  # empty: hold out groups of the training data
     val_fraction: float = 0.1
     policy: Literal["mask", "drop"] = "mask"
-    scheme: str = "ibug68"
+    scheme: str = path_field("ibug68", maybe_name=True)  # a built-in name or your YAML scheme file
     # Annotation conventions, the first being the model's output; each train/val
     # source names its own (DatasetSpec.convention). Empty: one convention.
     conventions: list[str] = field(default_factory=list)
@@ -84,7 +84,7 @@ class TrainConfig:
     workers: int = 1  # DataLoader worker processes for decoding/augmentation
     max_train_samples: int = 0  # 0 = all; small values make smoke runs
     channels_last: bool = False  # NHWC tensors: ~1.5x faster training of depthwise nets on x86 CPUs
-    init_from: str = ""  # checkpoint whose same-shaped weights start this run (e.g. a 68-point model for 15 points)
+    init_from: str = path_field("")  # checkpoint whose same-shaped weights start this run (e.g. a 68-point model for 15 points)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -24,10 +24,6 @@ from facepoints.schemes import load_scheme
 AFLW19_TRAIN_FACES = 20000
 
 
-def first_dir(candidates: list[Path], fallback: Path) -> Path:
-    return next((c for c in candidates if c.is_dir()), fallback)
-
-
 def load_aflw19(path: Path, opts: LoadOptions, train_faces: int = AFLW19_TRAIN_FACES
                 ) -> tuple[list[Sample], CleaningReport]:
     """AFLW-19 benchmark annotations, ``AFLWinfo_release.mat`` (AFLW-Full / AFLW-Frontal protocol).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -41,6 +42,18 @@ def _image_beside(pts_file: Path) -> Path | None:
                  if pts_file.with_suffix(s).exists()), None)
 
 
+def _photo_group(image: Path) -> str:
+    """The photo's path without suffix, relative to the working directory as the split by group has always hashed it.
+
+    (Relative to the dataset folder would be independent of where a run starts,
+    but would move faces between training and validation of existing runs.)
+    """
+    try:
+        return os.path.relpath(image.with_suffix(""))
+    except ValueError:  # another drive (Windows)
+        return str(image.with_suffix(""))
+
+
 def load(path: Path, opts: LoadOptions, scheme: str = "ibug68") -> tuple[list[Sample], CleaningReport]:
     """A folder (searched recursively) of images with iBUG ``.pts`` files beside them."""
     root = Path(path)
@@ -62,7 +75,7 @@ def load(path: Path, opts: LoadOptions, scheme: str = "ibug68") -> tuple[list[Sa
         except (DataError, OSError) as e:
             report.reject_malformed(str(pts_file), str(e), "malformed .pts", face=str(image))
             continue
-        records.append(Record(image, pts, str(image), str(image.with_suffix(""))))
+        records.append(Record(image, pts, str(image), _photo_group(image)))
     return build_samples(records, sch, opts.policy, report, opts.progress), report
 
 

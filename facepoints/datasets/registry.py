@@ -9,10 +9,12 @@ calls ``register`` and one import line in ``facepoints/datasets/__init__.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from facepoints.config import path_field
 from facepoints.datasets.core import CleaningReport, DataError, Policy, Sample, convert_sample
 from facepoints.schemes import PointScheme, load_scheme
 
@@ -88,10 +90,10 @@ class DatasetSpec:
     (``AFLWinfo_release.mat@test``).
     """
 
-    path: str
+    path: str = path_field(dataclasses.MISSING)
     format: str = "auto"
-    images: str | None = None
-    scheme: str | None = None
+    images: str | None = path_field(None)
+    scheme: str | None = path_field(None, maybe_name=True)
     convention: str = ""  # annotation convention of this source; models with per-convention offsets learn it
 
 
