@@ -116,7 +116,7 @@ def main() -> None:
         if ck.exists() and importlib.util.find_spec("torch") is not None:
             import torch
 
-            from facepoints.train import load_checkpoint
+            from facepoints.checkpoint import load_checkpoint
 
             net, meta = load_checkpoint(ck)
             size, ch = meta["normalisation"]["input_size"], meta["normalisation"]["channels"]

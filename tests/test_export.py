@@ -11,7 +11,8 @@ from PIL import Image
 from facepoints.export import compare_with_onnx, export_onnx
 from facepoints.models import build_model
 from facepoints.schemes import load_scheme
-from facepoints.train import TrainConfig, atomic_save, checkpoint_payload
+from facepoints.checkpoint import atomic_save, checkpoint_payload
+from facepoints.recipe import TrainConfig
 
 
 def _checkpoint(tmp: Path, name: str, size: int, channels: int, **kwargs) -> Path:

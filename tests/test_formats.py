@@ -466,7 +466,7 @@ def test_custom_scheme_trains_from_yaml_and_evaluates(tmp_path: Path) -> None:
     from facepoints.cli import app
     from facepoints.geometry import tight_box
     from facepoints.jobs import evaluate_model
-    from facepoints.train import predict_checkpoint
+    from facepoints.checkpoint import predict_checkpoint
 
     scheme, csv_path, _ = _custom_data(tmp_path / "data")
     run = tmp_path / "run"

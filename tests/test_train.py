@@ -11,17 +11,9 @@ from facepoints.config import ConfigError, load_config
 from facepoints.datasets import write_pts
 from facepoints.models import MODELS, build_model
 from facepoints.schemes import load_scheme
-from facepoints.train import (
-    LOSSES,
-    LandmarkDataset,
-    TrainConfig,
-    heatmap_loss,
-    load_checkpoint,
-    load_train_config,
-    nme_batch,
-    predict_checkpoint,
-    train,
-)
+from facepoints.checkpoint import load_checkpoint, predict_checkpoint
+from facepoints.losses import LOSSES, heatmap_loss, nme_batch
+from facepoints.train import LandmarkDataset, TrainConfig, load_train_config, train
 from tests.conftest import synthetic_face
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +134,8 @@ def test_convention_offsets_are_mirrored_for_mirrored_samples() -> None:
     answers the true feature plus exactly that, non-zero when the flip flags
     are ignored, and a convention must get gradient only from its own faces.
     """
-    from facepoints.train import OptimConfig, total_loss
+    from facepoints.losses import total_loss
+    from facepoints.recipe import OptimConfig
 
     o = OptimConfig(loss="l1", score_weight=0.0, heatmap_weight=0.0)
     feature = torch.rand(4, 3, 2)
