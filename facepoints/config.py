@@ -125,7 +125,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
         if tp in (int, str) and not isinstance(value, (bool, dict, list)):
-            return tp(value)
+            try:
+                return tp(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
         raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
     return value
 

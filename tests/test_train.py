@@ -267,3 +267,63 @@ def test_distributed_two_processes_shard_data_and_agree(tmp_path: Path) -> None:
     from facepoints.train import _weights_digest
 
     assert _weights_digest(model) == r0["weights_sha1"]
+
+
+def _youtube_csv(folder: Path, points: list[np.ndarray], images: bool = True) -> Path:
+    """A YouTube-Faces CSV of the given faces (one person each) with their images beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [",".join([""] + [str(i) for i in range(136)])]
+    for i, pts in enumerate(points):
+        img, _ = synthetic_face(128, seed=i)
+        if images:
+            Image.fromarray(img).save(folder / f"Person{i}_0001.png")
+        rows.append(",".join([f"Person{i}_0001.png"] + [f"{v:.2f}" for v in np.asarray(pts).ravel()]))
+    path = folder / "faces.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case", ["all points NaN", "collapsed points", "missing images"])
+def test_train_refuses_data_without_usable_faces_and_writes_no_best(tmp_path: Path, case: str) -> None:
+    from facepoints.trainset import TrainingError
+
+    good = [synthetic_face(128, seed=i)[1] for i in range(8)]
+    if case == "all points NaN":
+        faces, images = [np.full((68, 2), np.nan)] * 8, True
+    elif case == "collapsed points":
+        faces, images = [np.full((68, 2), 50.0)] * 8, True
+    else:
+        faces, images = good, False
+    val = _youtube_csv(tmp_path / "val", faces, images)
+    train_csv = _youtube_csv(tmp_path / "train", good)
+    cfg = _tiny_config(tmp_path, tmp_path, **{"data.train": f"[{{path: {train_csv}}}]",
+                                              "data.val": f"[{{path: {val}}}]", "optim.epochs": 1})
+    with pytest.raises(TrainingError, match="no usable validation faces") as e:
+        train(cfg, progress=False)
+    assert "\n" not in str(e.value) and "cleaning_report.txt" in str(e.value)
+    assert not (Path(cfg.out_dir) / "best.pt").exists() and not (Path(cfg.out_dir) / "last.pt").exists()
+
+
+def test_train_refuses_no_training_faces_and_bad_epochs_before_reading(tmp_path: Path) -> None:
+    from facepoints.config import ConfigError
+    from facepoints.trainset import TrainingError
+
+    bad = _youtube_csv(tmp_path / "bad", [np.full((68, 2), np.nan)] * 4)
+    cfg = _tiny_config(tmp_path, tmp_path, **{"data.train": f"[{{path: {bad}}}]", "optim.epochs": 1})
+    with pytest.raises(TrainingError, match="no usable training faces"):
+        train(cfg, progress=False)
+    missing = _tiny_config(tmp_path / "m", tmp_path / "nowhere", **{"optim.epochs": -1})
+    with pytest.raises(ConfigError, match="optim.epochs must be at least 1, not -1"):
+        train(missing, progress=False)  # refused before the (missing) data would be read
+    assert not Path(missing.out_dir).exists()
+
+
+def test_a_diverging_run_is_refused_not_reported(tmp_path: Path) -> None:
+    """A NaN validation NME stops the run with a message; no best.pt is claimed."""
+    from facepoints.trainset import TrainingError
+
+    data = _pts_dataset(tmp_path / "data", n=12)
+    cfg = _tiny_config(tmp_path, data, **{"optim.epochs": 2, "optim.lr": 1e30})
+    with pytest.raises(TrainingError, match="validation NME is nan after epoch 1"):
+        train(cfg, progress=False)
+    assert not (Path(cfg.out_dir) / "best.pt").exists()
