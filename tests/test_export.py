@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from facepoints.checkpoint import atomic_save, checkpoint_payload
 from facepoints.export import compare_with_onnx, export_onnx
 from facepoints.models import build_model
-from facepoints.schemes import load_scheme
-from facepoints.checkpoint import atomic_save, checkpoint_payload
 from facepoints.recipe import TrainConfig
+from facepoints.schemes import load_scheme
 
 
 def _checkpoint(tmp: Path, name: str, size: int, channels: int, **kwargs) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from facepoints.train import train
-from tests.test_train import _pts_dataset, _tiny_config
+from tests.training_builders import pts_dataset, tiny_config
 
 
 def _history(run: Path) -> list[str]:
@@ -15,12 +15,12 @@ def _history(run: Path) -> list[str]:
 
 
 def test_resume_is_bit_exact_with_workers_0(tmp_path: Path) -> None:
-    data = _pts_dataset(tmp_path / "data", n=16)
-    whole = _tiny_config(tmp_path / "whole", data, **{"optim.epochs": 3})
+    data = pts_dataset(tmp_path / "data", n=16)
+    whole = tiny_config(tmp_path / "whole", data, **{"optim.epochs": 3})
     train(whole, progress=False)
-    part = _tiny_config(tmp_path / "part", data, **{"optim.epochs": 2})
+    part = tiny_config(tmp_path / "part", data, **{"optim.epochs": 2})
     train(part, progress=False)
-    train(_tiny_config(tmp_path / "part", data, **{"optim.epochs": 3}), resume=True, progress=False)
+    train(tiny_config(tmp_path / "part", data, **{"optim.epochs": 3}), resume=True, progress=False)
     a, b = _history(Path(whole.out_dir)), _history(Path(part.out_dir))
     loss = [r.split(",")[1] for r in a[1:]], [r.split(",")[1] for r in b[1:]]
     assert loss[0] == loss[1], loss  # every epoch's training loss to the last digit, epoch 3 included
@@ -31,13 +31,13 @@ def test_resume_is_bit_exact_with_workers_0(tmp_path: Path) -> None:
 
 def test_resume_from_a_checkpoint_without_the_new_rng_keys(tmp_path: Path) -> None:
     """last.pt files written before global_rng/data_rng existed (runs in progress) still resume."""
-    data = _pts_dataset(tmp_path / "data", n=12)
-    cfg = _tiny_config(tmp_path, data, **{"optim.epochs": 1})
+    data = pts_dataset(tmp_path / "data", n=12)
+    cfg = tiny_config(tmp_path, data, **{"optim.epochs": 1})
     train(cfg, progress=False)
     last = Path(cfg.out_dir) / "last.pt"
     ck = torch.load(last, weights_only=True)
     assert {"global_rng", "data_rng"} <= set(ck)
     torch.save({k: v for k, v in ck.items() if k not in ("global_rng", "data_rng")}, last)
-    best = train(_tiny_config(tmp_path, data, **{"optim.epochs": 2}), resume=True, progress=False)
+    best = train(tiny_config(tmp_path, data, **{"optim.epochs": 2}), resume=True, progress=False)
     rows = _history(Path(cfg.out_dir))
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"] and best.exists()
