@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepoints.schemes import SchemeError, convert_points, load_scheme, scheme_from_dict
+from facepoints.schemes import SchemeError, builtin_schemes, convert_points, load_scheme, scheme_from_dict
 
 
 def test_flip_pairs_are_symmetric_and_eye_corners_swap() -> None:
@@ -56,3 +56,18 @@ def test_custom_scheme_validation_and_missing_flip(tmp_path: Path) -> None:
     path = tmp_path / "my.yaml"
     path.write_text("name: my\npoints: [l, r, n]\nflip_pairs: [[0, 1]]\nnormalise: [0, 1]\n")
     assert load_scheme(str(path)).flip_permutation().tolist() == [1, 0, 2]
+
+
+@pytest.mark.parametrize("name", builtin_schemes())
+def test_every_builtin_scheme_keeps_the_scheme_contract(name: str) -> None:
+    s = load_scheme(name)
+    k = s.num_points
+    assert len(set(s.points)) == k and s.name == name
+    a, b = s.normalise
+    assert 0 <= a < k and 0 <= b < k and a != b
+    if s.flip_index is not None:
+        perm = s.flip_permutation()
+        assert (perm[perm] == np.arange(k)).all() and perm[a] == b  # mirroring swaps the normalising pair
+    assert all(0 <= i < k for idx in s.regions.values() for i in idx)
+    again = scheme_from_dict(s.to_dict())
+    assert (again.name, again.points, again.normalise) == (s.name, s.points, s.normalise)

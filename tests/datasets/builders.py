@@ -215,3 +215,60 @@ def custom_data(root: Path, n: int = 24) -> tuple[Path, Path, list[np.ndarray]]:
     json_path = root / "faces.json"
     json_path.write_text(json.dumps({"faces": faces}))
     return scheme, csv_path, five
+
+
+def youtube_sample(root: Path) -> Path:
+    csv_path = write_youtube_csv(root, {"Ann_Lee_01.jpg": random_points(seed=1)})
+    save_jpeg(root / "training" / "Ann_Lee_01.jpg")
+    return csv_path
+
+
+def ibug_sample(root: Path) -> Path:
+    folder = root / "faces"
+    folder.mkdir()
+    from facepoints.datasets import write_pts
+
+    save_jpeg(folder / "img1.jpg")
+    write_pts(folder / "img1.pts", random_points(seed=4))
+    return folder
+
+
+def kaggle_sample(root: Path) -> Path:
+    from facepoints.schemes import load_scheme
+
+    cols = [f"{n}_{a}" for n in load_scheme("kaggle15").points for a in ("x", "y")]
+    rng = np.random.default_rng(0)
+    path = root / "training.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols + ["Image"])
+        w.writerow([f"{v:.4f}" for v in rng.uniform(10, 86, 30)] + [" ".join(map(str, rng.integers(0, 255, 96 * 96)))])
+    return path
+
+
+def cofw_sample(root: Path) -> Path:
+    images, phis, boxes = cofw_arrays()
+    path = root / "COFW_test_color.mat"
+    scipy.io.savemat(path, {"IsT": mat_cell(images), "phisT": phis, "bboxesT": boxes})
+    return path
+
+
+def custom_sample(root: Path, suffix: str) -> Path:
+    """A custom points file with its scheme beside it as ``<stem>.yaml``."""
+    _, csv_path, _ = custom_data(root, n=3)
+    (root / "faces.yaml").write_text(SCHEME_YAML)
+    return csv_path.with_suffix(suffix)
+
+
+# One small file per registered format: the registry's contract tests read each (tests/datasets/test_registry.py).
+FORMAT_SAMPLES = {
+    "youtube-csv": youtube_sample,
+    "ibug-pts": ibug_sample,
+    "kaggle-csv": kaggle_sample,
+    "aflw-sqlite": aflw_db,
+    "aflw19-mat": lambda root: aflw19_mat(root)[0],
+    "wflw-txt": lambda root: wflw_files(root)[0],
+    "cofw-mat": cofw_sample,
+    "points-csv": lambda root: custom_sample(root, ".csv"),
+    "points-json": lambda root: custom_sample(root, ".json"),
+}

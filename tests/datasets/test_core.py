@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facepoints.datasets import (
     DataError,
@@ -80,3 +81,35 @@ def test_real_datasets_load_clean(real_data: Path) -> None:
     assert (s.points[:, 0] >= -1).all() and (s.points[:, 0] <= s.size[0]).all()
     yt, rep = load_dataset(str(real_data / "youtube-faces-68" / "test_frames_keypoints.csv"), progress=False)
     assert rep.kept == 770 and rep.records == 770
+
+
+def test_one_image_reader_for_datasets_and_photos(tmp_path: Path) -> None:
+    """16-bit / 257, transparency on white, EXIF only when asked (dataset points are in stored pixels)."""
+    from facepoints.datasets.core import read_image, read_rgb
+    from facepoints.errors import ImageReadError, UserError
+
+    Image.fromarray(np.full((4, 6), 1000, np.uint16)).save(tmp_path / "deep.png")
+    assert (read_rgb(tmp_path / "deep.png") == round(1000 / 257)).all() and read_rgb(tmp_path / "deep.png").shape == (4, 6, 3)
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[0, 0, 3] = 0  # one transparent pixel, the rest opaque red
+    rgba[1:, :, 3] = 255
+    rgba[0, 1:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    out = read_rgb(tmp_path / "alpha.png")
+    assert out[0, 0].tolist() == [255, 255, 255] and out[2, 2].tolist() == [200, 0, 0]
+    wide = np.zeros((10, 20, 3), np.uint8)
+    wide[:, :5] = 255  # a bright left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    Image.fromarray(wide).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    upright, stored = read_rgb(tmp_path / "turned.jpg"), read_image(tmp_path / "turned.jpg")
+    assert stored.shape == (10, 20, 3) and upright.shape == (20, 10, 3)
+    assert upright[:5].mean() > 200 and upright[-5:].mean() < 50  # the left edge is now the top
+    assert (read_rgb(Image.fromarray(wide)) == wide).all()
+    with pytest.raises(ImageReadError, match="nope.png: no such file") as e:
+        read_rgb(tmp_path / "nope.png")
+    assert isinstance(e.value, UserError)
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(DataError, match="text.png"):
+        read_image(tmp_path / "text.png")

@@ -78,3 +78,21 @@ def test_readme_custom_format_examples_load(tmp_path: Path) -> None:
     faces, _ = load_dataset(DatasetSpec(str(tmp_path / "faces.json"), scheme=scheme), progress=False)
     assert faces[0].visible.tolist() == [True, True, True, False] and faces[0].attributes == {"glasses": True}
     assert faces[0].group == "anna" and faces[0].box.tolist() == [80, 60, 160, 170]
+
+
+def test_points_csv_with_a_latin1_byte_keeps_its_good_rows(tmp_path: Path) -> None:
+    scheme, csv_path, _ = custom_data(tmp_path, n=4)
+    lines = csv_path.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"img/f01.png", "img/f\xf61.png".encode("latin-1"))
+    csv_path.write_bytes(b"\n".join(lines))
+    samples, report = load_dataset(DatasetSpec(str(csv_path), scheme=str(scheme)), progress=False)
+    assert [Path(s.source).name for s in samples] == ["f00.png", "f02.png", "f03.png"]
+    assert report.bad_records == [(f"{csv_path}:3", f"{csv_path}, line 3: byte 0xF6 is not UTF-8 text; "
+                                                    "save the file as UTF-8")]
+
+
+def test_kaggle_csv_with_a_header_only_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "training.csv"
+    path.write_text("left_eye_center_x,left_eye_center_y,Image\n")
+    with pytest.raises(DataError, match="header but no rows"):
+        load_dataset(str(path), progress=False)
