@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from facepoints.config import data_root
 from facepoints.datasets import Sample, load_dataset
-from facepoints.evaluate import EvalResult, compute_metrics, markdown_table, plot_ced, plot_extremes
+from facepoints.metrics import EvalResult, compute_metrics
+from facepoints.reports import markdown_table, plot_ced, plot_extremes
 from facepoints.geometry import tight_box
 from facepoints.schemes import load_scheme
 

@@ -11,20 +11,8 @@ import numpy as np
 import pytest
 
 from facepoints.datasets import Sample
-from facepoints.evaluate import (
-    EvalResult,
-    auc,
-    ced,
-    compute_metrics,
-    evaluate_predictions,
-    failure_rate,
-    markdown_table,
-    nme,
-    plot_ced,
-    plot_extremes,
-    region_nme,
-    write_report,
-)
+from facepoints.metrics import EvalResult, auc, ced, compute_metrics, failure_rate, nme, region_nme
+from facepoints.reports import evaluate_predictions, markdown_table, plot_ced, plot_extremes, write_report
 from facepoints.schemes import PointScheme
 from facepoints.viz import draw_faces, draw_points, save_image
 
@@ -245,3 +233,9 @@ def test_modules_do_not_import_torch():
         "assert 'torch' not in sys.modules; assert 'matplotlib.pyplot' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    pure = ("import sys, facepoints.metrics; "
+            "assert not {'torch', 'matplotlib', 'PIL', 'cv2'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", pure], check=True, env=env)  # metrics are numpy only
+    data = ("import sys, facepoints.datasets, facepoints.config, facepoints.reports; "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", data], check=True, env=env)  # data code never imports models

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facepoints.evaluate import compute_metrics, markdown_table
+from facepoints.metrics import compute_metrics
+from facepoints.reports import markdown_table
 from facepoints.schemes import load_scheme
 
 

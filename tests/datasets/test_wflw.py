@@ -13,7 +13,7 @@ from facepoints.datasets import (
     load_dataset,
     load_wflw_txt,
 )
-from facepoints.evaluate import attribute_subsets
+from facepoints.metrics import attribute_subsets
 from facepoints.schemes import load_scheme
 from tests.datasets.builders import wflw_files
 
