@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from facepoints.config import data_root
 from facepoints.datasets import Sample, load_dataset
+from facepoints.geometry import tight_box
 from facepoints.metrics import EvalResult, compute_metrics
 from facepoints.reports import markdown_table, plot_ced, plot_extremes
-from facepoints.geometry import tight_box
 from facepoints.schemes import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]

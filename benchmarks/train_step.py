@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from facepoints.models import build_model
 from facepoints.losses import total_loss
+from facepoints.models import build_model
 from facepoints.recipe import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.config import data_root
 from facepoints.apps.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
+from facepoints.config import data_root
 from facepoints.datasets import load_dataset
 from facepoints.detect import box_iou
 from facepoints.geometry import tight_box

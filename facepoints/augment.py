@@ -238,6 +238,37 @@ def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> A
 _REGION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+def _augmented_crop(sample: Sample, cfg: AugmentConfig, scheme: PointScheme, augmenter: Augmenter,
+                    box_rng: np.random.Generator, size: int, context: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sample through the training path: tight box, box jitter, crop, augmenter."""
+    if sample.points.shape != (scheme.num_points, 2):
+        raise ValueError(f"{sample.source}: {sample.points.shape[0]} points, scheme {scheme.name} has {scheme.num_points}")
+    box = jitter_box(tight_box(sample.points, sample.mask), box_rng, cfg.box_shift, cfg.box_scale)
+    m = crop_matrix(box, size, context)
+    crop = warp_crop(sample.image, m, size)
+    pts = apply_affine(sample.points, m).astype(np.float32)
+    pts[~sample.mask] = np.nan
+    return augmenter(crop, pts, sample.mask)
+
+
+def _draw_points(ax, pts: np.ndarray, mask: np.ndarray, scheme: PointScheme) -> None:
+    """Points coloured by region, others white, and a star on ``scheme.normalise[0]``."""
+    in_region = np.zeros(len(mask), dtype=bool)
+    for r, (region, idx) in enumerate(scheme.regions.items()):
+        sel = np.array([j for j in idx if mask[j]], dtype=np.int64)
+        in_region[list(idx)] = True
+        if len(sel):
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=6, c=_REGION_COLOURS[r % len(_REGION_COLOURS)], label=region,
+                       linewidths=0)
+    rest = np.flatnonzero(mask & ~in_region)
+    if len(rest):
+        ax.scatter(pts[rest, 0], pts[rest, 1], s=6, c="white", label="other", linewidths=0)
+    marked = scheme.normalise[0]
+    if mask[marked]:
+        ax.scatter(pts[marked, 0], pts[marked, 1], s=90, marker="*", c="yellow", edgecolors="black",
+                   linewidths=0.6, label=f"{scheme.points[marked]} ({marked})")
+
+
 def preview_grid(
     samples: list[Sample],
     cfg: AugmentConfig,
@@ -273,55 +304,19 @@ def preview_grid(
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.94, wspace=0.04, hspace=0.14)
-    marked = scheme.normalise[0]
     for i, ax in enumerate(axes):
         ax.set_axis_off()
         if i >= n:
             continue
-        sample = samples[i % len(samples)]
-        if sample.points.shape != (scheme.num_points, 2):
-            raise ValueError(
-                f"{sample.source}: {sample.points.shape[0]} points, scheme {scheme.name} has {scheme.num_points}"
-            )
-        box = jitter_box(tight_box(sample.points, sample.mask), box_rng, cfg.box_shift, cfg.box_scale)
-        m = crop_matrix(box, size, context)
-        crop = warp_crop(sample.image, m, size)
-        pts = apply_affine(sample.points, m).astype(np.float32)
-        pts[~sample.mask] = np.nan
-        image, pts, mask = augmenter(crop, pts, sample.mask)
+        image, pts, mask = _augmented_crop(samples[i % len(samples)], cfg, scheme, augmenter, box_rng, size, context)
         ax.imshow(image)
-        in_region = np.zeros(len(mask), dtype=bool)
-        for r, (region, idx) in enumerate(scheme.regions.items()):
-            sel = np.array([j for j in idx if mask[j]], dtype=np.int64)
-            in_region[list(idx)] = True
-            if len(sel):
-                ax.scatter(
-                    pts[sel, 0],
-                    pts[sel, 1],
-                    s=6,
-                    c=_REGION_COLOURS[r % len(_REGION_COLOURS)],
-                    label=region,
-                    linewidths=0,
-                )
-        rest = np.flatnonzero(mask & ~in_region)
-        if len(rest):
-            ax.scatter(pts[rest, 0], pts[rest, 1], s=6, c="white", label="other", linewidths=0)
-        if mask[marked]:
-            ax.scatter(
-                pts[marked, 0],
-                pts[marked, 1],
-                s=90,
-                marker="*",
-                c="yellow",
-                edgecolors="black",
-                linewidths=0.6,
-                label=f"{scheme.points[marked]} ({marked})",
-            )
+        _draw_points(ax, pts, mask, scheme)
         ax.set_xlim(-0.5, size - 0.5)
         ax.set_ylim(size - 0.5, -0.5)
         ax.set_title("flipped" if augmenter.last_flipped else "", fontsize=8, pad=2)
         if i == 0:
             ax.legend(loc="lower left", fontsize=5, framealpha=0.6, markerscale=1.0, handletextpad=0.2)
+    marked = scheme.normalise[0]
     fig.suptitle(f"{scheme.name}: star = point {marked} ({scheme.points[marked]}), image-left", fontsize=8)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

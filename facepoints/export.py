@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from facepoints.card import ModelCard
+from facepoints.checkpoint import load_checkpoint
 from facepoints.config import display_path
 from facepoints.datasets import load_dataset
 from facepoints.geometry import prepare_input
-from facepoints.checkpoint import load_checkpoint
 
 DATA_NOTICE = (
     "Weights trained by the facepoints project from scratch on research datasets "

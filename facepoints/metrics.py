@@ -293,6 +293,12 @@ class EvalResult:
         return "\n".join(lines)
 
 
+def _finite_mean_pct(errors: np.ndarray) -> float:
+    """Mean of the finite errors, in percent (NaN when there are none)."""
+    ok = errors[np.isfinite(errors)]
+    return float(ok.mean() * 100.0) if len(ok) else float("nan")
+
+
 def _skip_reason(g: np.ndarray, m: np.ndarray, norm_pair: tuple[int, int] | None) -> str:
     if not m.any():
         return "no valid ground-truth points"
@@ -330,42 +336,29 @@ def compute_metrics(
     by_box = scheme.normalise_by == "box"
     d = _scheme_normaliser(g, m, scheme, boxes)
     errors = _masked_mean_error(p, g, m) / d
-    regions = region_nme(p, g, m, scheme, boxes)
     errors_visible = None
-    nme_visible = float("nan")
     if visible is not None:
-        v = np.asarray(visible, dtype=bool).reshape(m.shape)
-        errors_visible = _masked_mean_error(p, g, m & v) / d
-        ok = errors_visible[np.isfinite(errors_visible)]
-        nme_visible = float(ok.mean() * 100.0) if len(ok) else float("nan")
-
-    skipped: list[tuple[str, str]] = []
-    for k in np.flatnonzero(np.isnan(errors)):
-        skipped.append((srcs[k], _skip_reason(g[k], m[k], None if by_box else norm_pair)))
-    for k in np.flatnonzero(np.isinf(errors)):
-        skipped.append((srcs[k], "non-finite prediction: counted as a failure, left out of the mean NME"))
-
+        errors_visible = _masked_mean_error(p, g, m & np.asarray(visible, dtype=bool).reshape(m.shape)) / d
+    skipped = [(srcs[k], _skip_reason(g[k], m[k], None if by_box else norm_pair))
+               for k in np.flatnonzero(np.isnan(errors))]
+    skipped += [(srcs[k], "non-finite prediction: counted as a failure, left out of the mean NME")
+                for k in np.flatnonzero(np.isinf(errors))]
     measured = errors[~np.isnan(errors)]
-    finite = measured[np.isfinite(measured)]
-    region_pct: dict[str, float] = {}
-    for region, e in regions.items():
-        ok = e[np.isfinite(e)]
-        region_pct[region] = float(ok.mean() * 100.0) if len(ok) else float("nan")
     return EvalResult(
         name=name,
         dataset=dataset,
         n_faces=len(measured),
-        nme_mean=float(finite.mean() * 100.0) if len(finite) else float("nan"),
+        nme_mean=_finite_mean_pct(measured),
         nme_median=float(np.median(measured) * 100.0) if len(measured) else float("nan"),
         failure_rate=failure_rate(measured) * 100.0,
         auc=auc(measured),
-        region_nme=region_pct,
+        region_nme={region: _finite_mean_pct(e) for region, e in region_nme(p, g, m, scheme, boxes).items()},
         errors=errors,
         skipped=skipped,
         sources=srcs,
         scheme=scheme.name,
         normaliser=None if by_box else norm_pair,
-        nme_visible_mean=nme_visible,
+        nme_visible_mean=float("nan") if errors_visible is None else _finite_mean_pct(errors_visible),
         errors_visible=errors_visible,
         normalised_by=describe_normaliser(scheme),
     )

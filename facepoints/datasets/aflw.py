@@ -84,6 +84,29 @@ def load_aflw19(path: Path, opts: LoadOptions, train_faces: int = AFLW19_TRAIN_F
 AFLW_TABLES = ("Faces", "FaceImages", "FeatureCoords")
 
 
+def _read_tables(con: sqlite3.Connection, path: Path) -> tuple[list, dict, dict, dict]:
+    """(faces with their photo, points by face, first box by face, attributes by face) from AFLW's tables."""
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [t for t in AFLW_TABLES if t not in tables]
+    if missing:
+        raise DataError(f"{path}: no {missing} tables; not an AFLW database")
+    faces = con.execute(
+        "SELECT f.face_id, (SELECT i.filepath FROM FaceImages i WHERE i.file_id = f.file_id LIMIT 1) "
+        "FROM Faces f ORDER BY 2, f.face_id").fetchall()
+    coords: dict[int, list[tuple[int, float, float]]] = {}
+    for face_id, feature_id, x, y in con.execute("SELECT face_id, feature_id, x, y FROM FeatureCoords"):
+        coords.setdefault(face_id, []).append((feature_id, x, y))
+    rects: dict[int, tuple[float, float, float, float]] = {}
+    if "FaceRect" in tables:
+        for face_id, x, y, w, h in con.execute("SELECT face_id, x, y, w, h FROM FaceRect ORDER BY rowid"):
+            rects.setdefault(face_id, (x, y, w, h))
+    meta: dict[int, dict[str, bool]] = {}
+    if "FaceMetaData" in tables:
+        for face_id, occluded, glasses in con.execute("SELECT face_id, occluded, glasses FROM FaceMetaData"):
+            meta[face_id] = {"occluded": bool(occluded), "glasses": bool(glasses)}
+    return faces, coords, rects, meta
+
+
 def load_sqlite(path: Path, opts: LoadOptions) -> tuple[list[Sample], CleaningReport]:
     """The original AFLW release: ``aflw.sqlite`` and its image folder (``flickr/`` beside it by default).
 
@@ -101,24 +124,7 @@ def load_sqlite(path: Path, opts: LoadOptions) -> tuple[list[Sample], CleaningRe
     except sqlite3.Error as e:
         raise DataError(f"{path}: cannot open as SQLite ({e})") from None
     try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        missing = [t for t in AFLW_TABLES if t not in tables]
-        if missing:
-            raise DataError(f"{path}: no {missing} tables; not an AFLW database")
-        faces = con.execute(
-            "SELECT f.face_id, (SELECT i.filepath FROM FaceImages i WHERE i.file_id = f.file_id LIMIT 1) "
-            "FROM Faces f ORDER BY 2, f.face_id").fetchall()
-        coords: dict[int, list[tuple[int, float, float]]] = {}
-        for face_id, feature_id, x, y in con.execute("SELECT face_id, feature_id, x, y FROM FeatureCoords"):
-            coords.setdefault(face_id, []).append((feature_id, x, y))
-        rects: dict[int, tuple[float, float, float, float]] = {}
-        if "FaceRect" in tables:
-            for face_id, x, y, w, h in con.execute("SELECT face_id, x, y, w, h FROM FaceRect ORDER BY rowid"):
-                rects.setdefault(face_id, (x, y, w, h))
-        meta: dict[int, dict[str, bool]] = {}
-        if "FaceMetaData" in tables:
-            for face_id, occluded, glasses in con.execute("SELECT face_id, occluded, glasses FROM FaceMetaData"):
-                meta[face_id] = {"occluded": bool(occluded), "glasses": bool(glasses)}
+        faces, coords, rects, meta = _read_tables(con, path)
     except sqlite3.Error as e:
         raise DataError(f"{path}: not a readable AFLW database ({e})") from None
     finally:
