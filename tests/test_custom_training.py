@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from facepoints.datasets import (
-    DatasetSpec,
-    load_dataset,
-)
+from facepoints.datasets import DatasetSpec, load_dataset
 from facepoints.schemes import SchemeError
 from tests.datasets.builders import SCHEME_YAML, custom_data
 

@@ -9,18 +9,8 @@ cleaning, the image reader), ``registry`` the format table and
 from facepoints.datasets import youtube, ibug, kaggle, cofw, aflw, wflw, custom  # noqa: F401, I001
 from facepoints.datasets.aflw import load_aflw19_mat, load_aflw_sqlite
 from facepoints.datasets.cofw import load_cofw_mat
-from facepoints.datasets.core import (
-    IMAGE_SUFFIXES,
-    CleaningReport,
-    DataError,
-    Policy,
-    Sample,
-    clean_points,
-    convert_sample,
-    read_image,
-    read_rgb,
-    split_by_group,
-)
+from facepoints.datasets.core import IMAGE_SUFFIXES, CleaningReport, DataError, Policy, Sample
+from facepoints.datasets.core import clean_points, convert_sample, read_image, read_rgb, split_by_group
 from facepoints.datasets.custom import custom_scheme, load_points_csv, load_points_json
 from facepoints.datasets.ibug import load_pts_folder, read_pts, write_pts
 from facepoints.datasets.kaggle import load_kaggle_csv

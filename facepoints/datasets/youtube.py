@@ -6,16 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.datasets.core import (
-    CleaningReport,
-    DataError,
-    Policy,
-    Record,
-    Sample,
-    build_samples,
-    group_of,
-    parse_float,
-)
+from facepoints.datasets.core import CleaningReport, DataError, Policy, Record, Sample
+from facepoints.datasets.core import build_samples, group_of, parse_float
 from facepoints.datasets.csvtext import csv_rows, read_header
 from facepoints.datasets.registry import Format, LoadOptions, register
 from facepoints.schemes import load_scheme

@@ -8,14 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepoints.datasets import (
-    DataError,
-    DatasetSpec,
-    detect_format,
-    load_aflw19_mat,
-    load_aflw_sqlite,
-    load_dataset,
-)
+from facepoints.datasets import DataError, DatasetSpec, detect_format, load_aflw19_mat, load_aflw_sqlite, load_dataset
 from tests.datasets.builders import aflw19_mat, aflw_db, rounded_points
 
 

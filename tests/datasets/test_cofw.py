@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from facepoints.datasets import (
-    DataError,
-    Sample,
-    detect_format,
-    load_cofw_mat,
-    load_dataset,
-)
+from facepoints.datasets import DataError, Sample, detect_format, load_cofw_mat, load_dataset
 from tests.datasets.builders import cofw_arrays, mat_cell, write_mat73
 
 

@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facepoints.datasets import (
-    DataError,
-    DatasetSpec,
-    load_dataset,
-    load_youtube_csv,
-    split_by_group,
-    write_pts,
-)
+from facepoints.datasets import DataError, DatasetSpec, load_dataset, load_youtube_csv, split_by_group, write_pts
 from tests.datasets.builders import random_points, save_jpeg, write_youtube_csv
 
 

@@ -7,13 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepoints.datasets import (
-    DataError,
-    DatasetSpec,
-    detect_format,
-    load_dataset,
-    load_points_csv,
-)
+from facepoints.datasets import DataError, DatasetSpec, detect_format, load_dataset, load_points_csv
 from facepoints.schemes import load_scheme
 from tests.datasets.builders import SCHEME_YAML, custom_data, save_png
 

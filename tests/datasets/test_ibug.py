@@ -7,12 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepoints.datasets import (
-    DataError,
-    load_pts_folder,
-    read_pts,
-    write_pts,
-)
+from facepoints.datasets import DataError, load_pts_folder, read_pts, write_pts
 from tests.datasets.builders import random_points, save_jpeg
 
 

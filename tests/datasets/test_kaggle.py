@@ -7,10 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.datasets import (
-    load_dataset,
-    load_kaggle_csv,
-)
+from facepoints.datasets import load_dataset, load_kaggle_csv
 from facepoints.schemes import load_scheme
 
 

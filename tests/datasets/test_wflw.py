@@ -7,12 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepoints.datasets import (
-    DatasetSpec,
-    detect_format,
-    load_dataset,
-    load_wflw_txt,
-)
+from facepoints.datasets import DatasetSpec, detect_format, load_dataset, load_wflw_txt
 from facepoints.metrics import attribute_subsets
 from facepoints.schemes import load_scheme
 from tests.datasets.builders import wflw_files
