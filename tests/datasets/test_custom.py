@@ -52,10 +52,10 @@ def test_occluded_points_leave_the_loss(tmp_path: Path) -> None:
     assert LandmarkDataset(samples, cfg, load_scheme(scheme), train=False)[1][2].all()
 
 
-def test_readme_custom_format_examples_load(tmp_path: Path) -> None:
-    """The README's scheme, CSV and JSON examples are the format the loaders read."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Other datasets and custom point schemes"):text.index("## Training")]
+def test_docs_custom_format_examples_load(tmp_path: Path) -> None:
+    """The scheme, CSV and JSON examples of docs/datasets.md are the format the loaders read."""
+    text = (ROOT / "docs" / "datasets.md").read_text()
+    section = text[text.index("## Other datasets and custom point schemes"):text.index("## Bad records")]
     yaml_block = section[section.index("# my_scheme.yaml"):]
     (tmp_path / "my_scheme.yaml").write_text(yaml_block[:yaml_block.index("```")])
     csv_block = section[section.index("image,eye_left_x"):]
