@@ -52,12 +52,18 @@ class LandmarkDataset(Dataset):
             self._aug_seed = seed
         return self._aug
 
-    def random_state(self) -> dict[str, Any]:
-        """The augmentation streams drawn in this process (with ``workers: 0``, the only ones), for resuming."""
-        aug = self._augmenter()
-        return {"seed": self._aug_seed, "jitter": self._rng.bit_generator.state, "augmenter": aug.random_state()}
+    def random_state(self) -> dict[str, Any] | None:
+        """The augmentation streams drawn in this process (with ``workers: 0``, the only ones), for resuming.
 
-    def set_random_state(self, state: dict[str, Any]) -> None:
+        None when this process has not augmented (workers > 0: each worker builds its own streams).
+        """
+        if self._aug is None:
+            return None
+        return {"seed": self._aug_seed, "jitter": self._rng.bit_generator.state, "augmenter": self._aug.random_state()}
+
+    def set_random_state(self, state: dict[str, Any] | None) -> None:
+        if not state:
+            return
         aug = self._augmenter()
         if state.get("seed") != self._aug_seed:  # another torch seed: these streams would be rebuilt anyway
             return

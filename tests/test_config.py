@@ -121,3 +121,13 @@ def test_relative_paths_in_saved_run_configs_are_absolute(tmp_path: Path) -> Non
     save_config(cfg, tmp_path / "config.yaml")
     again = load_train_config(tmp_path / "config.yaml")
     assert again.data.train[0].path == cfg.data.train[0].path == os.path.join(os.getcwd(), "faces.csv")
+
+
+def test_shipped_configs_find_the_real_data_from_any_folder(real_data: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("default", "kaggle15", "seed_baseline"):
+        cfg = load_train_config(ROOT / "configs" / f"{name}.yaml")
+        for spec in cfg.data.train + cfg.data.val:
+            assert Path(spec.path).exists(), (name, spec.path)
+            assert Path(spec.path).resolve().is_relative_to(real_data.resolve())
