@@ -31,12 +31,17 @@ class ConfigError(UserError):
     pass
 
 
+def project_root() -> Path:
+    """The folder that holds the ``facepoints`` package: the checkout, when run from one."""
+    return Path(__file__).resolve().parents[1]
+
+
 def data_root() -> Path:
     """Where the annotated datasets live: ``$FACEPOINTS_DATA``, else ``../shared/data`` beside the project checkout."""
     env = os.environ.get(DATA_ROOT_ENV, "").strip()
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return project_root().parent / "shared" / "data"
 
 
 def path_field(default: Any = "", *, maybe_name: bool = False) -> Any:

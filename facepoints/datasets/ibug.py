@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facepoints.config import project_root
 from facepoints.datasets.core import IMAGE_SUFFIXES, CleaningReport, DataError, Policy, Record, Sample, build_samples
 from facepoints.datasets.registry import Format, LoadOptions, register
 from facepoints.schemes import load_scheme
@@ -43,13 +44,13 @@ def _image_beside(pts_file: Path) -> Path | None:
 
 
 def _photo_group(image: Path) -> str:
-    """The photo's path without suffix, relative to the working directory as the split by group has always hashed it.
+    """The photo's path without suffix, relative to the project checkout: the same from any working directory.
 
-    (Relative to the dataset folder would be independent of where a run starts,
-    but would move faces between training and validation of existing runs.)
+    For data beside the checkout this is the string the split by group has
+    always hashed (``../shared/data/300w-68/...``), so runs keep their split.
     """
     try:
-        return os.path.relpath(image.with_suffix(""))
+        return os.path.relpath(os.path.abspath(image.with_suffix("")), project_root())
     except ValueError:  # another drive (Windows)
         return str(image.with_suffix(""))
 
