@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from facepoints.card import ModelCard
-from facepoints.checkpoint import load_checkpoint
+from facepoints.checkpoint import load_checkpoint, read_checkpoint
 from facepoints.config import display_path
 from facepoints.datasets import load_dataset
 from facepoints.geometry import prepare_input
@@ -128,7 +128,7 @@ def head_nodes(graph) -> set[str]:
 
 def calibration_crops(checkpoint: str | Path, n: int = 200, dataset: str | None = None, seed: int = 0) -> np.ndarray:
     """Real face crops, as the model sees them, to set the int8 ranges (from the run's training data by default)."""
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    ck = read_checkpoint(checkpoint)
     norm = ck["normalisation"]
     path = dataset or ck["config"]["data"]["train"][0]["path"]
     samples, _ = load_dataset(path, progress=False)

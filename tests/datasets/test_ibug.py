@@ -41,3 +41,18 @@ def test_pts_bad_files_reported(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(DataError, match="no .pts"):
         load_pts_folder(empty)
+
+
+def test_photo_groups_do_not_depend_on_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation holds out photos by group: the same photos from any folder a run starts in."""
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(3):
+        save_jpeg(folder / f"img{i}.jpg", seed=i)
+        write_pts(folder / f"img{i}.pts", random_points(seed=i))
+    groups = []
+    for cwd in (tmp_path, folder):
+        monkeypatch.chdir(cwd)
+        samples, _ = load_pts_folder(folder if cwd == tmp_path else ".", progress=False)
+        groups.append([s.group for s in samples])
+    assert groups[0] == groups[1] and len(set(groups[0])) == 3
