@@ -69,4 +69,4 @@ def _sniff(path: Path) -> bool:
 
 
 register(Format("cofw-mat", load, sniff=_sniff, suffixes=(".mat",), splits=True,
-                what="COFW (.mat with IsTr/phisTr or IsT/phisT)"))
+                what="COFW (.mat with IsTr/phisTr or IsT/phisT)", image_folder=False))

@@ -87,4 +87,5 @@ def load_pts_folder(
     return load(Path(path), LoadOptions(policy=policy, progress=progress), scheme=scheme)
 
 
-register(Format("ibug-pts", load, sniff=Path.is_dir, what="a folder of images with iBUG .pts files beside them"))
+register(Format("ibug-pts", load, sniff=Path.is_dir, what="a folder of images with iBUG .pts files beside them",
+                image_folder=False))

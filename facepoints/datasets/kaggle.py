@@ -55,4 +55,4 @@ def _sniff(path: Path) -> bool:
 
 
 register(Format("kaggle-csv", load, sniff=_sniff, suffixes=(".csv",),
-                what="a Kaggle keypoints CSV (30 coordinate columns and Image)"))
+                what="a Kaggle keypoints CSV (30 coordinate columns and Image)", image_folder=False))

@@ -46,6 +46,7 @@ class Format:
     fallback: bool = False  # sniffed after every other format of its suffixes
     splits: bool = False  # its files hold several splits, chosen with PATH@SPLIT
     own_scheme: bool = False  # DatasetSpec.scheme is the file's own scheme, not a conversion target
+    image_folder: bool = True  # DatasetSpec.images may move its image folder (False: images inline or beside)
 
 
 FORMATS: dict[str, Format] = {}
@@ -126,6 +127,8 @@ def load_dataset(
     fmt = get_format(detect_format(path) if spec.format == "auto" else spec.format)
     if part is not None and not fmt.splits:
         raise DataError(f"{spec.path}: {fmt.name} files have no splits to choose from")
+    if spec.images is not None and not fmt.image_folder:
+        raise DataError(f"{spec.path}: {fmt.name} keeps its images inline or beside the annotations; remove images:")
     opts = LoadOptions(images=None if spec.images is None else Path(spec.images), policy=policy, progress=progress,
                        split=part, scheme=spec.scheme if fmt.own_scheme else None, default_scheme=default_scheme)
     samples, report = fmt.load(Path(path), opts)

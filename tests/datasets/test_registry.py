@@ -54,3 +54,10 @@ def test_unknown_files_and_formats_are_refused_by_name(tmp_path: Path) -> None:
         detect_format(odd)
     with pytest.raises(DataError, match="unknown dataset format 'nope'"):
         load_dataset(DatasetSpec(str(odd), format="nope"))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, f in FORMATS.items() if not f.image_folder))
+def test_an_image_folder_for_a_format_without_one_is_refused(name: str, tmp_path: Path) -> None:
+    path = FORMAT_SAMPLES[name](tmp_path)
+    with pytest.raises(DataError, match="remove images:"):
+        load_dataset(DatasetSpec(str(path), images=str(tmp_path)), progress=False)
