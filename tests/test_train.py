@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from facepoints.checkpoint import load_checkpoint, predict_checkpoint
 from facepoints.config import ConfigError, load_config
@@ -13,7 +12,7 @@ from facepoints.models import MODELS, build_model
 from facepoints.schemes import load_scheme
 from facepoints.train import LandmarkDataset, TrainConfig, load_train_config, train
 from tests.conftest import synthetic_face
-from tests.training_builders import pts_dataset, tiny_config
+from tests.training_builders import pts_dataset, tiny_config, youtube_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,20 +164,6 @@ def test_distributed_two_processes_shard_data_and_agree(tmp_path: Path) -> None:
     assert _weights_digest(model) == r0["weights_sha1"]
 
 
-def _youtube_csv(folder: Path, points: list[np.ndarray], images: bool = True) -> Path:
-    """A YouTube-Faces CSV of the given faces (one person each) with their images beside it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [",".join([""] + [str(i) for i in range(136)])]
-    for i, pts in enumerate(points):
-        img, _ = synthetic_face(128, seed=i)
-        if images:
-            Image.fromarray(img).save(folder / f"Person{i}_0001.png")
-        rows.append(",".join([f"Person{i}_0001.png"] + [f"{v:.2f}" for v in np.asarray(pts).ravel()]))
-    path = folder / "faces.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 @pytest.mark.parametrize("case", ["all points NaN", "collapsed points", "missing images"])
 def test_train_refuses_data_without_usable_faces_and_writes_no_best(tmp_path: Path, case: str) -> None:
     from facepoints.trainset import TrainingError
@@ -190,8 +175,8 @@ def test_train_refuses_data_without_usable_faces_and_writes_no_best(tmp_path: Pa
         faces, images = [np.full((68, 2), 50.0)] * 8, True
     else:
         faces, images = good, False
-    val = _youtube_csv(tmp_path / "val", faces, images)
-    train_csv = _youtube_csv(tmp_path / "train", good)
+    val = youtube_csv(tmp_path / "val", faces, images)
+    train_csv = youtube_csv(tmp_path / "train", good)
     cfg = tiny_config(tmp_path, tmp_path, **{"data.train": f"[{{path: {train_csv}}}]",
                                               "data.val": f"[{{path: {val}}}]", "optim.epochs": 1})
     with pytest.raises(TrainingError, match="no usable validation faces") as e:
@@ -204,7 +189,7 @@ def test_train_refuses_no_training_faces_and_bad_epochs_before_reading(tmp_path:
     from facepoints.config import ConfigError
     from facepoints.trainset import TrainingError
 
-    bad = _youtube_csv(tmp_path / "bad", [np.full((68, 2), np.nan)] * 4)
+    bad = youtube_csv(tmp_path / "bad", [np.full((68, 2), np.nan)] * 4)
     cfg = tiny_config(tmp_path, tmp_path, **{"data.train": f"[{{path: {bad}}}]", "optim.epochs": 1})
     with pytest.raises(TrainingError, match="no usable training faces"):
         train(cfg, progress=False)

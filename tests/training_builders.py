@@ -34,3 +34,17 @@ def tiny_config(tmp: Path, data: Path, **over) -> TrainConfig:
                  "optim.batch_size=8", "optim.lr=3e-3", "workers=0", "augment.blur_p=0", "threads=1"]
     overrides += [f"{k}={v}" for k, v in over.items()]
     return load_train_config(ROOT / "configs" / "seed_baseline.yaml", overrides)
+
+
+def youtube_csv(folder: Path, points: list[np.ndarray], images: bool = True) -> Path:
+    """A YouTube-Faces CSV of the given faces (one person each) with their images beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [",".join([""] + [str(i) for i in range(136)])]
+    for i, pts in enumerate(points):
+        img, _ = synthetic_face(128, seed=i)
+        if images:
+            Image.fromarray(img).save(folder / f"Person{i}_0001.png")
+        rows.append(",".join([f"Person{i}_0001.png"] + [f"{v:.2f}" for v in np.asarray(pts).ravel()]))
+    path = folder / "faces.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
