@@ -2,7 +2,9 @@
 
 ``core`` holds what every format shares (``Sample``, ``CleaningReport``,
 cleaning, the image reader), ``registry`` the format table and
-``load_dataset``. Importing this package registers every format.
+``load_dataset``. Importing this package registers every landmark format;
+readers of other annotations (e.g. WIDER FACE boxes for the detector) live
+here too but are not landmark formats and do not register.
 """
 
 # Import order is sniffing order (a CSV is Kaggle's before it is a points CSV; COFW is named first in messages).
