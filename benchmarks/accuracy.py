@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facepoints.data import Sample, load_dataset
-from facepoints.evaluate import EvalResult, compute_metrics, markdown_table, plot_ced
+from facepoints.datasets import Sample, load_dataset
 from facepoints.geometry import tight_box
+from facepoints.metrics import EvalResult, compute_metrics
+from facepoints.reports import markdown_table, plot_ced
 from facepoints.schemes import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]

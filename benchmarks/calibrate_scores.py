@@ -42,7 +42,7 @@ from facepoints.calibration import (
     reliability,
 )
 from facepoints.card import ModelCard, card_path
-from facepoints.data import DatasetSpec, Sample, load_dataset, split_by_group
+from facepoints.datasets import DatasetSpec, Sample, load_dataset, split_by_group
 from facepoints.detect import box_iou
 from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel

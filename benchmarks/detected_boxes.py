@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facepoints.data import load_dataset
+from facepoints.datasets import load_dataset
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 from pathlib import Path
 
@@ -25,7 +24,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from provenance import versions  # noqa: E402
 
-DATA = Path(os.environ.get("FACEPOINTS_DATA", ROOT.parent / "shared" / "data"))
+from facepoints.config import data_root  # noqa: E402
+
+DATA = data_root()
 TEST_SETS = {
     "afw": DATA / "300w-68" / "afw",
     "youtube-test": DATA / "youtube-faces-68" / "test_frames_keypoints.csv",
@@ -37,7 +38,7 @@ TOLERANCE = {"nme": 0.02, "fr10": 0.35, "auc10": 0.003}  # percent points, perce
 
 @functools.cache
 def test_samples(name: str) -> list:
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
 
     return load_dataset(str(TEST_SETS[name]), progress=False)[0]
 
@@ -54,8 +55,8 @@ def run(model_ref: str | Path, dataset: str, convention: str | None = None):
     ``convention``: the output markup; default: the test set's own when the model learned it.
     """
     import facepoints
-    from facepoints.data import convert_sample
-    from facepoints.evaluate import compute_metrics
+    from facepoints.datasets import convert_sample
+    from facepoints.metrics import compute_metrics
 
     probe = facepoints.load(model_ref, threads=1)
     convention = convention or convention_for(probe.card, dataset)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
+from facepoints.losses import total_loss
 from facepoints.models import build_model
-from facepoints.train import load_train_config, total_loss
+from facepoints.recipe import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

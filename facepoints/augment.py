@@ -21,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from facepoints.data import Sample
+from facepoints.datasets.core import Sample
 from facepoints.geometry import apply_affine, crop_matrix, tight_box, warp_crop
 from facepoints.schemes import PointScheme, SchemeError
 
@@ -132,13 +132,28 @@ class Augmenter:
     flipper: A.Compose
     rng: np.random.Generator  # decides the flip
     last_flipped: bool = field(default=False)
+    # the generators Albumentations draws from (see _seed_compose); None when the pipeline is off
+    album_rngs: tuple[np.random.Generator, random.Random] | None = None
 
     def reseed(self, seed: int) -> None:
         """Restart all random streams (e.g. per DataLoader worker, which otherwise share one stream)."""
         flip_seed, album_seed = _split_seed(seed)
         self.rng = np.random.default_rng(flip_seed)
         if self.pipeline is not None:
-            _seed_compose(self.pipeline, album_seed)
+            self.album_rngs = _seed_compose(self.pipeline, album_seed)
+
+    def random_state(self) -> dict:
+        """Every random stream's state (plain Python values), so a resumed run draws what it would have drawn."""
+        album = None
+        if self.album_rngs is not None:
+            album = {"numpy": self.album_rngs[0].bit_generator.state, "python": self.album_rngs[1].getstate()}
+        return {"flip": self.rng.bit_generator.state, "album": album}
+
+    def set_random_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["flip"]
+        if self.album_rngs is not None and state.get("album"):
+            self.album_rngs[0].bit_generator.state = state["album"]["numpy"]
+            self.album_rngs[1].setstate(state["album"]["python"])
 
     def __call__(
         self, image: np.ndarray, points: np.ndarray, mask: np.ndarray
@@ -182,11 +197,13 @@ def _split_seed(seed: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def _seed_compose(compose: A.Compose, seed: int) -> None:
+def _seed_compose(compose: A.Compose, seed: int) -> tuple[np.random.Generator, random.Random]:
     # Compose(seed=s) in albumentations 2.0.8 gives EACH transform its own
     # generator seeded with the same s, so transforms with equal p fire
     # together on the first call. One shared generator keeps them independent.
-    compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    rngs = np.random.default_rng(seed), random.Random(seed)
+    compose.set_random_state(*rngs)
+    return rngs
 
 
 def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> Augmenter:
@@ -202,10 +219,10 @@ def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> A
                           f"(-o augment.flip=0)") from None
     flip_seed, album_seed = _split_seed(seed)
     transforms = _pipeline_transforms(cfg)
-    pipeline = None
+    pipeline, album_rngs = None, None
     if transforms:
         pipeline = A.Compose(transforms, keypoint_params=_keypoint_params(), seed=album_seed)
-        _seed_compose(pipeline, album_seed)
+        album_rngs = _seed_compose(pipeline, album_seed)
     # Albumentations maps x -> W - 1 - x on a horizontal flip: the pixel-centre convention we use.
     flipper = A.Compose([A.HorizontalFlip(p=1.0)], keypoint_params=_keypoint_params())
     return Augmenter(
@@ -214,10 +231,42 @@ def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> A
         pipeline=pipeline,
         flipper=flipper,
         rng=np.random.default_rng(flip_seed),
+        album_rngs=album_rngs,
     )
 
 
 _REGION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def _augmented_crop(sample: Sample, cfg: AugmentConfig, scheme: PointScheme, augmenter: Augmenter,
+                    box_rng: np.random.Generator, size: int, context: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sample through the training path: tight box, box jitter, crop, augmenter."""
+    if sample.points.shape != (scheme.num_points, 2):
+        raise ValueError(f"{sample.source}: {sample.points.shape[0]} points, scheme {scheme.name} has {scheme.num_points}")
+    box = jitter_box(tight_box(sample.points, sample.mask), box_rng, cfg.box_shift, cfg.box_scale)
+    m = crop_matrix(box, size, context)
+    crop = warp_crop(sample.image, m, size)
+    pts = apply_affine(sample.points, m).astype(np.float32)
+    pts[~sample.mask] = np.nan
+    return augmenter(crop, pts, sample.mask)
+
+
+def _draw_points(ax, pts: np.ndarray, mask: np.ndarray, scheme: PointScheme) -> None:
+    """Points coloured by region, others white, and a star on ``scheme.normalise[0]``."""
+    in_region = np.zeros(len(mask), dtype=bool)
+    for r, (region, idx) in enumerate(scheme.regions.items()):
+        sel = np.array([j for j in idx if mask[j]], dtype=np.int64)
+        in_region[list(idx)] = True
+        if len(sel):
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=6, c=_REGION_COLOURS[r % len(_REGION_COLOURS)], label=region,
+                       linewidths=0)
+    rest = np.flatnonzero(mask & ~in_region)
+    if len(rest):
+        ax.scatter(pts[rest, 0], pts[rest, 1], s=6, c="white", label="other", linewidths=0)
+    marked = scheme.normalise[0]
+    if mask[marked]:
+        ax.scatter(pts[marked, 0], pts[marked, 1], s=90, marker="*", c="yellow", edgecolors="black",
+                   linewidths=0.6, label=f"{scheme.points[marked]} ({marked})")
 
 
 def preview_grid(
@@ -255,55 +304,19 @@ def preview_grid(
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.94, wspace=0.04, hspace=0.14)
-    marked = scheme.normalise[0]
     for i, ax in enumerate(axes):
         ax.set_axis_off()
         if i >= n:
             continue
-        sample = samples[i % len(samples)]
-        if sample.points.shape != (scheme.num_points, 2):
-            raise ValueError(
-                f"{sample.source}: {sample.points.shape[0]} points, scheme {scheme.name} has {scheme.num_points}"
-            )
-        box = jitter_box(tight_box(sample.points, sample.mask), box_rng, cfg.box_shift, cfg.box_scale)
-        m = crop_matrix(box, size, context)
-        crop = warp_crop(sample.image, m, size)
-        pts = apply_affine(sample.points, m).astype(np.float32)
-        pts[~sample.mask] = np.nan
-        image, pts, mask = augmenter(crop, pts, sample.mask)
+        image, pts, mask = _augmented_crop(samples[i % len(samples)], cfg, scheme, augmenter, box_rng, size, context)
         ax.imshow(image)
-        in_region = np.zeros(len(mask), dtype=bool)
-        for r, (region, idx) in enumerate(scheme.regions.items()):
-            sel = np.array([j for j in idx if mask[j]], dtype=np.int64)
-            in_region[list(idx)] = True
-            if len(sel):
-                ax.scatter(
-                    pts[sel, 0],
-                    pts[sel, 1],
-                    s=6,
-                    c=_REGION_COLOURS[r % len(_REGION_COLOURS)],
-                    label=region,
-                    linewidths=0,
-                )
-        rest = np.flatnonzero(mask & ~in_region)
-        if len(rest):
-            ax.scatter(pts[rest, 0], pts[rest, 1], s=6, c="white", label="other", linewidths=0)
-        if mask[marked]:
-            ax.scatter(
-                pts[marked, 0],
-                pts[marked, 1],
-                s=90,
-                marker="*",
-                c="yellow",
-                edgecolors="black",
-                linewidths=0.6,
-                label=f"{scheme.points[marked]} ({marked})",
-            )
+        _draw_points(ax, pts, mask, scheme)
         ax.set_xlim(-0.5, size - 0.5)
         ax.set_ylim(size - 0.5, -0.5)
         ax.set_title("flipped" if augmenter.last_flipped else "", fontsize=8, pad=2)
         if i == 0:
             ax.legend(loc="lower left", fontsize=5, framealpha=0.6, markerscale=1.0, handletextpad=0.2)
+    marked = scheme.normalise[0]
     fig.suptitle(f"{scheme.name}: star = point {marked} ({scheme.points[marked]}), image-left", fontsize=8)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,7 @@ def augment_preview(
 ) -> None:
     """Save a grid of augmented faces with their points, to check that points follow the pixels."""
     from facepoints.augment import preview_grid
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
     from facepoints.schemes import load_scheme
     from facepoints.train import load_train_config
 

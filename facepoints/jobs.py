@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facepoints.data import IMAGE_SUFFIXES, Sample, load_dataset
+from facepoints.datasets import IMAGE_SUFFIXES, Sample, load_dataset
 from facepoints.geometry import tight_box
 
 
@@ -170,7 +170,7 @@ def predict_samples(model_ref: str, samples: list[Sample]) -> tuple[np.ndarray, 
     """Points for each sample, box = tight ground-truth box; ``.pt`` runs in torch, anything else in onnxruntime."""
     boxes = [tight_box(s.points, s.mask) for s in samples]
     if str(model_ref).endswith(".pt"):
-        from facepoints.train import predict_checkpoint
+        from facepoints.checkpoint import predict_checkpoint
 
         pred, name, scheme = predict_checkpoint(model_ref, [s.image for s in samples], boxes)
         return pred, name, scheme

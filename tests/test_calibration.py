@@ -175,7 +175,7 @@ def _raw_scores_and_errors(model, samples) -> tuple[np.ndarray, np.ndarray]:
 
 def test_shipped_model_scores_are_calibrated_on_held_out_faces(real_data) -> None:
     """The shipped card's calibration, fitted on validation faces, holds on YouTube-Faces test and flags AFW failures."""
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
     from facepoints.inference import LandmarkModel, resolve_model
 
     path = resolve_model("default")

@@ -14,8 +14,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facepoints.cli import app
-from facepoints.data import write_pts
-from facepoints.train import _make_scheduler, load_checkpoint, load_train_config, train
+from facepoints.checkpoint import init_weights, load_checkpoint
+from facepoints.datasets.ibug import write_pts
+from facepoints.recipe import load_train_config
+from facepoints.train import _make_scheduler, train
 from tests.conftest import synthetic_face
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,12 +90,11 @@ def test_init_from_copies_matching_tensors_only(recipe_run: Path, tmp_path: Path
                  "model.kwargs={widths: [8, 16, 16, 24, 32], depths: [1, 1, 1, 1], decoder: 16, point_offset: true}",
                  f"init_from={recipe_run}"]
     from facepoints.models import build_model
-    from facepoints.train import _init_weights
 
     cfg = load_train_config(ROOT / "configs" / "default.yaml", overrides)
     model = build_model("heatmap", 15, 48, 3, **cfg.model.kwargs)
     fresh_head = model.heatmap.weight.detach().clone()
-    _init_weights(model, cfg.init_from, progress=False)
+    init_weights(model, cfg.init_from, progress=False)
     source = torch.load(recipe_run, weights_only=True)["state_dict"]
     assert torch.equal(model.stem[0].weight, source["stem.0.weight"])  # backbone copied
     assert torch.equal(model.heatmap.weight, fresh_head)  # 15-point head keeps its own start
