@@ -92,7 +92,12 @@ def test_detect_jsonl_streams_and_resumes(tmp_path: Path) -> None:
     assert sorted(Path(r["file"]).name for r in lines) == ["img0.jpg", "img1.jpg", "img2.jpg"]
     _ok(["detect", folder, "--out", tmp_path / "csv", "--format", "csv", "--no-draw"])
     rows = (tmp_path / "csv" / "results.csv").read_text().strip().splitlines()
-    assert len(rows) == 4 and rows[0].startswith("file,face,x0")
+    header = rows[0].split(",")
+    assert len(rows) == 4 and header[:9] == ["file", "face", "width", "height", "box_x0", "box_y0", "box_x1",
+                                             "box_y1", "detection_score"]
+    assert header[9:12] == ["p0_x", "p0_y", "p0_score"] and header[-1] == "error"
+    assert len(set(header)) == len(header) == 9 + 68 * 3 + 1  # unique names: pandas reads no "x0.1"
+    assert all(len(r.split(",")) == len(header) for r in rows)
 
 
 def test_train_export_evaluate_detect_end_to_end(tmp_path: Path) -> None:

@@ -29,8 +29,10 @@ from facepoints.apps.ar import EFFECTS, apply_effect
 from facepoints.apps.expression import BlinkDetector, BlinkEvent, expression_cues
 from facepoints.apps.points import face_size, scheme
 from facepoints.apps.pose import HeadPose, draw_pose_axes, head_pose
+from facepoints.apps.record import face_record as face_record_of
 from facepoints.detect import box_iou
 from facepoints.geometry import tight_box
+from facepoints.face import Face
 from facepoints.inference import LandmarkModel
 from facepoints.viz import draw_faces
 
@@ -357,18 +359,10 @@ def draw_tracked(frame: np.ndarray, faces: list[TrackedFace], cfg: VideoConfig) 
 
 
 def face_record(face: TrackedFace) -> dict:
-    """One face of one frame as JSON-ready data."""
-    rec: dict = {
-        "id": face.id,
-        "detected": face.detected,
-        "confidence": round(face.confidence, 4),
-        "box": [round(float(v), 2) for v in face.box],
-        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in face.points],
-        "expression": expression_cues(face.points).to_dict(),
-    }
-    if face.pose is not None:
-        rec["pose"] = face.pose.to_dict()
-    return rec
+    """One face of one frame as JSON-ready data: its id, then the one face record (``apps.record``)."""
+    plain = Face(face.box, face.points, face.scores, float("nan"), scheme("ibug68"))
+    return {"id": face.id, "detected": face.detected, "confidence": round(face.confidence, 4),
+            **face_record_of(plain, None, pose=face.pose)}
 
 
 @dataclass
