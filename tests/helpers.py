@@ -1,0 +1,62 @@
+"""Test helpers shared by several test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from facepoints.cli import sample_image_path
+from facepoints.schemes import load_scheme
+
+
+def big_jpeg(path: Path, factor: int, copies: int = 1) -> Path:
+    """``copies`` of the sample photo side by side, enlarged ``factor`` times (nearest neighbour)."""
+    im = Image.open(sample_image_path()).convert("RGB")
+    row = Image.new("RGB", (im.width * copies, im.height))
+    for i in range(copies):
+        row.paste(im, (i * im.width, 0))
+    row.resize((row.width * factor, row.height * factor), Image.Resampling.NEAREST).save(path, quality=95)
+    return path
+
+
+def too_wide_png(path: Path, width: int = 33000, face_side: int = 1500) -> Path:
+    """The sample face on a strip wider than OpenCV's warps allow (32766 px): a photo that once stopped a batch."""
+    face = Image.open(sample_image_path()).convert("RGB").crop((150, 50, 300, 200)).resize((face_side, face_side))
+    strip = Image.new("RGB", (width, face_side), (120, 120, 120))
+    strip.paste(face, (width // 2, 0))
+    strip.save(path, compress_level=1)
+    return path
+
+
+def photo_folder(folder: Path, n: int = 3) -> Path:
+    """``n`` copies of the sample photo, named img0.jpg ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        shutil.copy(sample_image_path(), folder / f"img{i}.jpg")
+    return folder
+
+
+def similarity(angle_deg: float, scale: float, shift: tuple[float, float], centre=(0.0, 0.0)) -> np.ndarray:
+    m = cv2.getRotationMatrix2D(centre, angle_deg, scale)
+    m[:, 2] += shift
+    return m
+
+
+def apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def mirror(points: np.ndarray, width: int) -> np.ndarray:
+    """The same face seen in a mirror: x -> W - 1 - x, and left/right labels swapped."""
+    out = points.copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    return out[load_scheme("ibug68").flip_permutation()]
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels that differ by more than a little between two images of the same size."""
+    return np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 30
