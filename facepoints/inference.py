@@ -334,7 +334,7 @@ def check_boxes(boxes: np.ndarray | Sequence[Sequence[float]], image_size: tuple
 
 
 def _box_problem(box: np.ndarray, w: int, h: int) -> str:
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = (float(v) for v in box)
     if not np.isfinite(box).all():
         return "not finite"
     if x1 <= x0 or y1 <= y0:
