@@ -92,7 +92,11 @@ def run_task(task, paths: list[Path], out: Path, model: Optional[str], *, fmt: s
     n = default_workers() if workers is None else workers
     if n < 1:
         raise typer.BadParameter("--workers must be at least 1")
-    lm = load_model(model, max_megapixels, threads=1 if n > 1 else None)
+    if n == 1:  # each worker is single-threaded, so --workers 1 is the one-core baseline
+        import cv2
+
+        cv2.setNumThreads(1)
+    lm = load_model(model, max_megapixels, threads=1)
     summary = run_batch(paths, out, lm, task, fmt=fmt, resume=resume, recursive=recursive, workers=n,
                         ordered=ordered)
     typer.echo(summary.text())
