@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.apps.synth import Motion, moving_faces, write_video
+from facepoints.testing.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
 from facepoints.data import load_dataset
 from facepoints.detect import box_iou

@@ -142,7 +142,8 @@ def train(
     """Train a landmark model from a config (progress, CSV/PNG logs, atomic checkpoints)."""
     from facepoints.augment import build_augmenter
     from facepoints.schemes import SchemeError, load_scheme
-    from facepoints.train import load_train_config, train as run_train
+    from facepoints.train import load_train_config
+    from facepoints.train import train as run_train
 
     cfg = load_train_config(config, override or [])
     if scheme is not None:

@@ -60,3 +60,17 @@ def mirror(points: np.ndarray, width: int) -> np.ndarray:
 def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pixels that differ by more than a little between two images of the same size."""
     return np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 30
+
+
+def blinking_eyes(openness: np.ndarray, rng) -> list[np.ndarray]:
+    """68-point frames whose upper lids move towards the lower lids by (1 - openness)."""
+    from facepoints.apps.pose import project_model
+
+    base = project_model(5, 0, 0, (640, 480))
+    frames = []
+    for o in openness:
+        p = base.copy()
+        for top, bottom in ((37, 41), (38, 40), (43, 47), (44, 46)):
+            p[top] = p[bottom] + o * (base[top] - base[bottom])
+        frames.append(p + rng.normal(0, 0.2, p.shape))
+    return frames

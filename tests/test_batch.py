@@ -58,7 +58,7 @@ class FailOn:
 
     def __call__(self, photo, model):
         if photo.path.name == self.bad:
-            raise ImageError(f"the image is 40000 x 10 pixels; cropping faces needs sides of at most 32766")
+            raise ImageError("the image is 40000 x 10 pixels; cropping faces needs sides of at most 32766")
         return DetectTask(draw=False)(photo, model)
 
 

@@ -31,8 +31,8 @@ from facepoints.apps.points import face_size, scheme
 from facepoints.apps.pose import HeadPose, draw_pose_axes, head_pose
 from facepoints.apps.record import face_record as face_record_of
 from facepoints.detect import box_iou
-from facepoints.geometry import tight_box
 from facepoints.face import Face
+from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel
 from facepoints.viz import draw_faces
 
