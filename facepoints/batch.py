@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -78,9 +78,9 @@ class DetectTask:
     """``facepoints detect``: every face's box, points and scores; optionally the annotated photo."""
 
     draw: bool = True
-    name: str = "detect"
-    records_key: str = "images"
-    on_empty: bool = True
+    name: ClassVar[str] = "detect"
+    records_key: ClassVar[str] = "images"
+    on_empty: ClassVar[bool] = True
 
     def __call__(self, photo: Photo, model: LandmarkModel) -> TaskOutput:
         out = TaskOutput([f.to_dict() for f in photo.original_faces()])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +29,20 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 PhotoSummary = BatchSummary  # the name before the runners became one
 
 
+class AppTask:
+    """What the photo apps share: records under "photos"; photos without a face are listed, not processed."""
+
+    name: ClassVar[str]
+    records_key: ClassVar[str] = "photos"
+    on_empty: ClassVar[bool] = False
+
+
 @dataclass
-class AlignTask:
+class AlignTask(AppTask):
     """One aligned size x size crop per face (``<photo>_face<k>.png``), ArcFace template."""
 
     size: int = 112
-    name: str = "align"
-    records_key: str = "photos"
-    on_empty: bool = False
+    name: ClassVar[str] = "align"
 
     def __call__(self, photo: Photo, model: LandmarkModel) -> TaskOutput:
         out = TaskOutput([])
@@ -49,13 +56,11 @@ class AlignTask:
 
 
 @dataclass
-class PoseTask:
+class PoseTask(AppTask):
     """Yaw, pitch and roll of every face; a picture with each face's axes (``<photo>_pose.png``)."""
 
     draw_points: bool = True
-    name: str = "pose"
-    records_key: str = "photos"
-    on_empty: bool = False
+    name: ClassVar[str] = "pose"
 
     def __call__(self, photo: Photo, model: LandmarkModel) -> TaskOutput:
         w, h = photo.image.shape[1], photo.image.shape[0]
@@ -73,12 +78,10 @@ class PoseTask:
 
 
 @dataclass
-class ExpressionTask:
+class ExpressionTask(AppTask):
     """Expression cues of every face (geometric measurements, not emotions)."""
 
-    name: str = "expression"
-    records_key: str = "photos"
-    on_empty: bool = False
+    name: ClassVar[str] = "expression"
 
     def __call__(self, photo: Photo, model: LandmarkModel) -> TaskOutput:
         out = TaskOutput([])
@@ -90,18 +93,18 @@ class ExpressionTask:
 
 
 @dataclass
-class ArTask:
+class ArTask(AppTask):
     """The effect on every face of each photo (``<photo>_<effect>.png``)."""
 
     effect: str = "glasses"
-    name: str = ""
-    records_key: str = "photos"
-    on_empty: bool = False
 
     def __post_init__(self) -> None:
         if self.effect not in EFFECTS:
             raise ValueError(f"unknown effect {self.effect!r}; available: {', '.join(sorted(EFFECTS))}")
-        self.name = self.name or f"ar-{self.effect}"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"ar-{self.effect}"
 
     def __call__(self, photo: Photo, model: LandmarkModel) -> TaskOutput:
         picture = apply_effect(photo.image, [f.points for f in photo.faces], self.effect)
