@@ -57,19 +57,28 @@ def test_photo_commands_on_a_real_photo_report_bad_and_faceless_files(tmp_path) 
     assert result.exit_code != 0 and "glasses" in result.output
 
 
-def test_readme_applications_example_runs_and_its_pictures_exist(tmp_path, two_face_video, monkeypatch) -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Applications"):text.index("## Results")]
-    code = section[section.index("```python\n") + len("```python\n"):]
-    code = code[:code.index("```")]
+def _applications_sections() -> list[tuple[str, str, Path]]:
+    """(name, text, picture folder) of every document that shows the applications example."""
+    docs = (ROOT / "docs" / "applications.md").read_text(encoding="utf-8")
+    out = [("docs/applications.md", docs[docs.index("## The applications"):], ROOT / "docs")]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    if "## Applications" in readme:  # until the README links to docs/applications.md instead
+        out.append(("README.md", readme[readme.index("## Applications"):readme.index("## Results")], ROOT))
+    return out
+
+
+def test_the_applications_example_runs_and_its_pictures_exist(tmp_path, two_face_video, monkeypatch) -> None:
     src, _ = two_face_video
-    code = code.replace('"photo.jpg"', repr(str(sample_image_path()))).replace('"in.mp4"', repr(str(src)))
     monkeypatch.chdir(tmp_path)
-    scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
-    assert scope["crop"].shape == (112, 112, 3) and scope["summary"].frames == 45
-    assert (tmp_path / "out.mp4").is_file() and (tmp_path / "out.jsonl").is_file()
-    pictures = [line.split("](")[1].rstrip(")") for line in section.splitlines() if line.startswith("![")]
-    assert len(pictures) == 5
-    for pic in pictures:
-        assert (ROOT / pic).is_file(), pic
+    for name, section, folder in _applications_sections():
+        code = section[section.index("```python\n") + len("```python\n"):]
+        code = code[:code.index("```")]
+        code = code.replace('"photo.jpg"', repr(str(sample_image_path()))).replace('"in.mp4"', repr(str(src)))
+        scope: dict = {}
+        exec(compile(code, name, "exec"), scope)  # noqa: S102 - the document's own example
+        assert scope["crop"].shape == (112, 112, 3) and scope["summary"].frames == 45
+        assert (tmp_path / "out.mp4").is_file() and (tmp_path / "out.jsonl").is_file()
+        pictures = [line.split("](")[1].rstrip(")") for line in section.splitlines() if line.startswith("![")]
+        assert len(pictures) == 5
+        for pic in pictures:
+            assert (folder / pic).is_file(), f"{name}: {pic}"
