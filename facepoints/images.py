@@ -212,8 +212,10 @@ def iter_images(paths: Sequence[str | Path], recursive: bool = True) -> Iterator
                 yield q, problem
             if not found:
                 yield p, "folder holds no images (" + ", ".join(IMAGE_SUFFIXES) + ")"
-        elif p.exists():
+        elif p.is_file():
             yield p, None
+        elif p.exists():
+            yield p, "not a regular file (a device, pipe or socket)"
         else:
             yield p, _missing(p) if p.is_symlink() else "no such file or folder"
 
@@ -231,6 +233,8 @@ def _walk(folder: Path, recursive: bool) -> list[Path]:
 def _scan_problem(q: Path) -> str | None:
     if not q.exists():
         return "dangling symbolic link" if q.is_symlink() else "vanished during the scan"
+    if not q.is_file():
+        return "not a regular file (a device, pipe or socket)"
     if q.suffix.lower() not in IMAGE_SUFFIXES:
         what = f"suffix {q.suffix}" if q.suffix else "no suffix"
         return f"not a supported image ({what}; reads {supported_formats_text()})"

@@ -38,10 +38,9 @@ def evaluate_model(model_ref: str, datasets: list[str], out_dir: Path, name: str
     for ds in datasets:
         path, part = split_dataset_path(ds)
         if model_scheme is None and Path(path).is_file() and detect_format(path) in OWN_SCHEME_FORMATS:
-            from facepoints.inference import (
-                load_any,  # custom points are read in the model's scheme unless they name one
-            )
+            from facepoints.inference import load_any
 
+            # custom points are read in the model's scheme unless they name one
             model_scheme = load_any(model_ref).scheme
         samples, report = load_dataset(ds, default_scheme=model_scheme)
         if report.dropped:

@@ -99,12 +99,15 @@ def test_a_folder_scan_lists_every_file_it_does_not_read(tmp_path: Path) -> None
     (folder / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     (folder / "notes.txt").write_text("x")
     os.symlink(tmp_path / "gone.jpg", folder / "dangling.jpg")
+    os.mkfifo(folder / "pipe.jpg")  # opening it would wait forever
     found = {p.name: why for p, why in iter_images([folder])}
     assert found["a.jpg"] is None and found["b.png"] is None
     assert "not a supported image (suffix .gif" in found["anim.gif"]
     assert "suffix .heic" in found["phone.heic"] and "suffix .txt" in found["notes.txt"]
     assert found["dangling.jpg"] == "dangling symbolic link"
-    assert len(found) == 6
+    assert found["pipe.jpg"].startswith("not a regular file")
+    assert len(found) == 7
     assert {p.name for p, _ in iter_images([folder], recursive=False)} == found.keys() - {"b.png"}
     (named,) = list(iter_images([folder / "dangling.jpg"]))
     assert named[1] == "dangling symbolic link"
+    assert list(iter_images([folder / "pipe.jpg"]))[0][1].startswith("not a regular file")
