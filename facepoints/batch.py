@@ -272,7 +272,7 @@ def _run_pool(model: LandmarkModel, task: Task, jobs: list, workers: int, ordere
         pending: dict[Future, tuple] = {}
         queue = iter(jobs)
         for job in queue:
-            pending[pool.submit(_work, *job)] = job
+            pending[_submit(pool, job)] = job
             if len(pending) >= window:
                 break
         while pending:
@@ -281,7 +281,17 @@ def _run_pool(model: LandmarkModel, task: Task, jobs: list, workers: int, ordere
             yield _result(fut, job)
             nxt = next(queue, None)
             if nxt is not None:
-                pending[pool.submit(_work, *nxt)] = nxt
+                pending[_submit(pool, nxt)] = nxt
+
+
+def _submit(pool: ProcessPoolExecutor, job: tuple) -> Future:
+    """The job's future; once a worker has died the pool takes no more, and each later photo reports that."""
+    try:
+        return pool.submit(_work, *job)
+    except BrokenProcessPool as e:
+        fut: Future = Future()
+        fut.set_exception(e)
+        return fut
 
 
 def _first_done(pending: dict[Future, tuple]) -> Future:

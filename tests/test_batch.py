@@ -149,3 +149,28 @@ def test_workers_resume_like_one_process(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--resume", str(folder)])
     assert result.exit_code == 0 and "1 already done" in result.output
     assert len((out / "results.jsonl").read_text().splitlines()) == 3
+
+
+@dataclass
+class DieOn:
+    """A task whose worker process dies on one photo (as if killed for memory)."""
+
+    bad: str
+    name: str = "detect"
+    records_key: str = "images"
+    on_empty: bool = True
+
+    def __call__(self, photo, model):
+        if photo.path.name == self.bad:
+            os._exit(3)
+        return DetectTask(draw=False)(photo, model)
+
+
+def test_a_dead_worker_costs_its_photos_not_the_run(tmp_path: Path, model) -> None:
+    folder = photo_folder(tmp_path / "in", 4)
+    summary = run_batch([folder], tmp_path / "out", model, DieOn("img1.jpg"), workers=2, progress=False)
+    reasons = dict(summary.skipped)
+    assert "worker process died" in reasons[str(folder / "img1.jpg")]
+    assert summary.images_ok + len(summary.skipped) == 4
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [Path(r["file"]).name for r in doc["images"]] == [f"img{i}.jpg" for i in range(4)]
