@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facepoints.data import Sample, load_dataset
+from facepoints.config import data_root
+from facepoints.datasets import Sample, load_dataset
 from facepoints.evaluate import EvalResult, compute_metrics, markdown_table, plot_ced, plot_extremes
 from facepoints.geometry import tight_box
 from facepoints.schemes import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = data_root()
 RESULTS = ROOT / "benchmarks" / "results"
 TEST_SETS = {
     "youtube-test": DATA / "youtube-faces-68" / "test_frames_keypoints.csv",

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from facepoints.data import load_dataset
+from facepoints.config import data_root
+from facepoints.datasets import load_dataset
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = data_root()
 TEST_SETS = {
     "youtube-test": DATA / "youtube-faces-68" / "test_frames_keypoints.csv",
     "afw": DATA / "300w-68" / "afw",

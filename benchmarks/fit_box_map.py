@@ -27,7 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facepoints.data import load_dataset
+from facepoints.config import data_root
+from facepoints.datasets import load_dataset
 from facepoints.detect import (
     FRONTAL_CASCADE,
     PROFILE_CASCADE,
@@ -250,7 +251,7 @@ def markdown(results: dict, maps: BoxMaps, counts: dict[str, int], seconds: dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=data_root())
     ap.add_argument("--limit", type=int, default=1, help="use every n-th face (quick runs)")
     ap.add_argument("--out", type=Path, default=ROOT / "facepoints" / "assets" / "haar_box_map.json")
     ap.add_argument("--report", type=Path, default=ROOT / "benchmarks" / "results" / "box_map.md")

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.data import read_pts
+from facepoints.config import data_root
+from facepoints.datasets import read_pts
 from facepoints.schemes import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def to_face_frame(shape: np.ndarray, flip: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=data_root())
     ap.add_argument("--eye-depth", type=float, default=45.0, help="mm of the outer eye corners behind the nose tip")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "face3d.json")
     args = ap.parse_args()

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.data import load_dataset
+from facepoints.config import data_root
+from facepoints.datasets import load_dataset
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = data_root()
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -115,7 +116,7 @@ def main() -> None:
         if ck.exists() and importlib.util.find_spec("torch") is not None:
             import torch
 
-            from facepoints.train import load_checkpoint
+            from facepoints.checkpoint import load_checkpoint
 
             net, meta = load_checkpoint(ck)
             size, ch = meta["normalisation"]["input_size"], meta["normalisation"]["channels"]

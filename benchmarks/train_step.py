@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from facepoints.models import build_model
-from facepoints.train import load_train_config, total_loss
+from facepoints.losses import total_loss
+from facepoints.recipe import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

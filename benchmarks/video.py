@@ -37,14 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
+from facepoints.config import data_root
 from facepoints.testing.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
-from facepoints.data import load_dataset
+from facepoints.datasets import load_dataset
 from facepoints.detect import box_iou
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FACEPOINTS_DATA", ROOT.parent / "shared" / "data"))
+DATA = data_root()
 RESULTS = ROOT / "benchmarks" / "results"
 FRAME = (640, 480)
 

@@ -21,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from facepoints.data import Sample
+from facepoints.datasets.core import Sample
 from facepoints.geometry import apply_affine, crop_matrix, tight_box, warp_crop
 from facepoints.schemes import PointScheme, SchemeError
 
@@ -132,13 +132,28 @@ class Augmenter:
     flipper: A.Compose
     rng: np.random.Generator  # decides the flip
     last_flipped: bool = field(default=False)
+    # the generators Albumentations draws from (see _seed_compose); None when the pipeline is off
+    album_rngs: tuple[np.random.Generator, random.Random] | None = None
 
     def reseed(self, seed: int) -> None:
         """Restart all random streams (e.g. per DataLoader worker, which otherwise share one stream)."""
         flip_seed, album_seed = _split_seed(seed)
         self.rng = np.random.default_rng(flip_seed)
         if self.pipeline is not None:
-            _seed_compose(self.pipeline, album_seed)
+            self.album_rngs = _seed_compose(self.pipeline, album_seed)
+
+    def random_state(self) -> dict:
+        """Every random stream's state (plain Python values), so a resumed run draws what it would have drawn."""
+        album = None
+        if self.album_rngs is not None:
+            album = {"numpy": self.album_rngs[0].bit_generator.state, "python": self.album_rngs[1].getstate()}
+        return {"flip": self.rng.bit_generator.state, "album": album}
+
+    def set_random_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["flip"]
+        if self.album_rngs is not None and state.get("album"):
+            self.album_rngs[0].bit_generator.state = state["album"]["numpy"]
+            self.album_rngs[1].setstate(state["album"]["python"])
 
     def __call__(
         self, image: np.ndarray, points: np.ndarray, mask: np.ndarray
@@ -182,11 +197,13 @@ def _split_seed(seed: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def _seed_compose(compose: A.Compose, seed: int) -> None:
+def _seed_compose(compose: A.Compose, seed: int) -> tuple[np.random.Generator, random.Random]:
     # Compose(seed=s) in albumentations 2.0.8 gives EACH transform its own
     # generator seeded with the same s, so transforms with equal p fire
     # together on the first call. One shared generator keeps them independent.
-    compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    rngs = np.random.default_rng(seed), random.Random(seed)
+    compose.set_random_state(*rngs)
+    return rngs
 
 
 def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> Augmenter:
@@ -202,10 +219,10 @@ def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> A
                           f"(-o augment.flip=0)") from None
     flip_seed, album_seed = _split_seed(seed)
     transforms = _pipeline_transforms(cfg)
-    pipeline = None
+    pipeline, album_rngs = None, None
     if transforms:
         pipeline = A.Compose(transforms, keypoint_params=_keypoint_params(), seed=album_seed)
-        _seed_compose(pipeline, album_seed)
+        album_rngs = _seed_compose(pipeline, album_seed)
     # Albumentations maps x -> W - 1 - x on a horizontal flip: the pixel-centre convention we use.
     flipper = A.Compose([A.HorizontalFlip(p=1.0)], keypoint_params=_keypoint_params())
     return Augmenter(
@@ -214,6 +231,7 @@ def build_augmenter(cfg: AugmentConfig, scheme: PointScheme, seed: int = 0) -> A
         pipeline=pipeline,
         flipper=flipper,
         rng=np.random.default_rng(flip_seed),
+        album_rngs=album_rngs,
     )
 
 

@@ -18,7 +18,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-DEBUG_ENV = "FACEPOINTS_DEBUG"
+from facepoints.errors import DEBUG_ENV, USER_ERROR_EXIT, debug_enabled, one_line
 
 
 class _Commands(TyperGroup):
@@ -30,17 +30,18 @@ class _Commands(TyperGroup):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit,
                 typer.Abort):
             raise
-        except Exception as e:  # noqa: BLE001 - the user gets one line, --debug the traceback
-            if os.environ.get(DEBUG_ENV, "") not in ("", "0") or (ctx.obj or {}).get("debug"):
+        except Exception as e:  # the user gets one line, --debug the traceback
+            if debug_enabled(bool((ctx.obj or {}).get("debug"))):
                 raise
-            typer.echo(f"error: {error_line(e)} (--debug shows the traceback)", err=True)
-            raise typer.Exit(code=2) from None
+            typer.echo(f"{error_line(e)} (--debug shows the traceback)", err=True)
+            raise typer.Exit(code=USER_ERROR_EXIT) from None
 
 
 def error_line(e: BaseException) -> str:
-    """The message of a user's mistake as it is; other exceptions keep their type name, so a bug is recognisable."""
-    text = str(e).strip() or type(e).__name__
-    return text if isinstance(e, ValueError | OSError | LookupError) else f"{type(e).__name__}: {text}"
+    """A user's mistake as its message; other exceptions keep their type name, so a bug is recognisable."""
+    if isinstance(e, ValueError | OSError | LookupError):
+        return one_line(e)
+    return one_line(RuntimeError(f"{type(e).__name__}: {e}"))
 
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -211,7 +212,7 @@ def augment_preview(
 ) -> None:
     """Save a grid of augmented faces with their points, to check that points follow the pixels."""
     from facepoints.augment import preview_grid
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
     from facepoints.schemes import load_scheme
     from facepoints.train import load_train_config
 

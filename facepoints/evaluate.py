@@ -34,7 +34,7 @@ import numpy as np
 from facepoints.viz import draw_points
 
 if TYPE_CHECKING:  # only for annotations: data.py pulls in PIL/tqdm, schemes.py yaml
-    from facepoints.data import Sample
+    from facepoints.datasets import Sample
     from facepoints.schemes import PointScheme
 
 FAILURE_THRESHOLD = 0.10

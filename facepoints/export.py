@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from facepoints.card import ModelCard
-from facepoints.data import load_dataset
+from facepoints.config import display_path
+from facepoints.datasets import load_dataset
 from facepoints.geometry import prepare_input
-from facepoints.train import load_checkpoint
+from facepoints.checkpoint import load_checkpoint
 
 DATA_NOTICE = (
     "Weights trained by the facepoints project from scratch on research datasets "
@@ -59,7 +60,7 @@ def convention_shifts(ck: dict[str, Any]) -> dict[str, list[list[float]]]:
 def selection(ck: dict[str, Any]) -> str:
     data = ck["config"]["data"]
     if data.get("val"):
-        return "best validation NME on " + ", ".join(d["path"] for d in data["val"])
+        return "best validation NME on " + ", ".join(display_path(d["path"]) for d in data["val"])
     return (f"best validation NME on {100 * data.get('val_fraction', 0.1):.0f} % of the training people and photos, "
             "held out by name")
 
@@ -73,7 +74,7 @@ def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None
         box=box_convention(ck),
         provenance=f"facepoints run {ck['config'].get('name')}, epoch {ck.get('epoch')}, "
                    f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
-        selection=selection(ck), training_data=[d["path"] for d in ck["config"]["data"]["train"]],
+        selection=selection(ck), training_data=[display_path(d["path"]) for d in ck["config"]["data"]["train"]],
         licence=DATA_NOTICE, conventions=convention_shifts(ck), metrics=metrics or {},
     )
 

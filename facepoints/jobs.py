@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facepoints.data import Sample, load_dataset
+from facepoints.datasets import Sample, load_dataset
 from facepoints.geometry import tight_box
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facepoints.config import data_root
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FACEPOINTS_DATA", ROOT.parent / "shared" / "data"))
+DATA = data_root()
 
 
 @pytest.fixture(scope="session")

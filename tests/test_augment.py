@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from facepoints.augment import AugmentConfig, build_augmenter, jitter_box, preview_grid
-from facepoints.data import Sample
+from facepoints.datasets import Sample
 from facepoints.schemes import SchemeError, load_scheme, scheme_from_dict
 
 # every transform off; tests switch on what they exercise

@@ -24,7 +24,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facepoints.cli import app, sample_image_path
-from facepoints.data import CleaningReport, DataError, load_pts_folder, load_youtube_csv, read_pts, write_pts
+from facepoints.datasets import CleaningReport, DataError, load_pts_folder, load_youtube_csv, read_pts, write_pts
 from facepoints.inference import ImageError, LandmarkModel, load, read_image
 from tests.conftest import synthetic_face
 

@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facepoints.cli import app, sample_image_path
-from tests.test_train import _pts_dataset
+from tests.training_builders import pts_dataset as _pts_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facepoints.data import read_image
+from facepoints.datasets import read_image
 from facepoints.detect import (
     FRONTAL_CASCADE,
     PROFILE_CASCADE,

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from facepoints.data import Sample
+from facepoints.datasets import Sample
 from facepoints.evaluate import (
     EvalResult,
     auc,

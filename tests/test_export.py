@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from facepoints.checkpoint import atomic_save, checkpoint_payload
 from facepoints.export import compare_with_onnx, export_onnx
 from facepoints.models import build_model
+from facepoints.recipe import TrainConfig
 from facepoints.schemes import load_scheme
-from facepoints.train import TrainConfig, atomic_save, checkpoint_payload
 
 
 def _checkpoint(tmp: Path, name: str, size: int, channels: int, **kwargs) -> Path:
@@ -55,7 +56,7 @@ def test_onnx_matches_torch_within_1e4_px(tmp_path: Path, name: str, size: int, 
 def test_int8_export_quantises_the_backbone_keeps_the_head_float_and_stays_close(tmp_path: Path) -> None:
     import onnx
 
-    from facepoints.data import write_pts
+    from facepoints.datasets import write_pts
     from facepoints.export import export_int8, head_nodes
     from facepoints.inference import LandmarkModel
     from tests.conftest import synthetic_face

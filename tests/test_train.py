@@ -7,46 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
+from facepoints.checkpoint import load_checkpoint, predict_checkpoint
 from facepoints.config import ConfigError, load_config
-from facepoints.data import write_pts
 from facepoints.models import MODELS, build_model
 from facepoints.schemes import load_scheme
-from facepoints.train import (
-    LOSSES,
-    LandmarkDataset,
-    TrainConfig,
-    heatmap_loss,
-    load_checkpoint,
-    load_train_config,
-    nme_batch,
-    predict_checkpoint,
-    train,
-)
+from facepoints.train import LandmarkDataset, TrainConfig, load_train_config, train
 from tests.conftest import synthetic_face
+from tests.training_builders import pts_dataset, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _pts_dataset(folder: Path, n: int = 24) -> Path:
-    """Synthetic faces at random positions/scales, saved as images + .pts (the real format)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        img, pts = synthetic_face(128, seed=i)
-        canvas = np.full((160, 160, 3), 40, np.uint8)
-        dx, dy = rng.integers(0, 32, 2)
-        canvas[dy:dy + 128, dx:dx + 128] = img
-        Image.fromarray(canvas).save(folder / f"face{i:02d}.png")
-        write_pts(folder / f"face{i:02d}.pts", pts + [dx, dy])
-    return folder
-
-
-def _tiny_config(tmp: Path, data: Path, **over) -> TrainConfig:
-    overrides = [f"data.train=[{{path: {data}, format: ibug-pts}}]", "data.val_fraction=0.25",
-                 f"out_dir={tmp / 'run'}", "model.input_size=32", "model.kwargs={widths: [8, 16], hidden: [32]}",
-                 "optim.batch_size=8", "optim.lr=3e-3", "workers=0", "augment.blur_p=0", "threads=1"]
-    overrides += [f"{k}={v}" for k, v in over.items()]
-    return load_train_config(ROOT / "configs" / "seed_baseline.yaml", overrides)
 
 
 def test_seed_config_is_the_seed_recipe() -> None:
@@ -78,50 +47,9 @@ def test_model_registry_contract() -> None:
         build_model("nope", 68, 64, 1)
 
 
-def test_masked_points_do_not_enter_the_loss() -> None:
-    pred = torch.rand(2, 5, 2)
-    target = pred.clone()
-    mask = torch.ones(2, 5, dtype=torch.bool)
-    target[0, 3] += 10.0  # a huge error on a masked point
-    mask[0, 3] = False
-    for name, fn in LOSSES.items():
-        assert float(fn(pred, target, mask)) == pytest.approx(0.0, abs=1e-7), name
-        mask[0, 3] = True
-        assert float(fn(pred, target, mask)) > 0.1, name
-        mask[0, 3] = False
-    pred.requires_grad_(True)
-    LOSSES["mse"](pred, target + 0.1, mask).backward()
-    assert float(pred.grad[0, 3].abs().sum()) == 0.0
-
-
-def test_heatmap_regulariser_prefers_one_peak_at_the_point_and_ignores_masked_points() -> None:
-    h = w = 16
-    target = torch.tensor([[[0.3, 0.6], [0.7, 0.2]]])
-    mask = torch.ones(1, 2, dtype=torch.bool)
-
-    def peak(x: float, y: float, sigma: float = 1.0) -> torch.Tensor:
-        xs, ys = (torch.arange(w) + 0.5) / w, (torch.arange(h) + 0.5) / h
-        g = torch.exp(-0.5 * (((xs - x) * w / sigma) ** 2)[None] - 0.5 * (((ys - y) * h / sigma) ** 2)[:, None])
-        return g / g.sum()
-
-    exact = torch.stack([peak(0.3, 0.6), peak(0.7, 0.2)])[None]
-    shifted = torch.stack([peak(0.3 + 3 / w, 0.6), peak(0.7, 0.2)])[None]
-    # two peaks with the right mean: soft-argmax alone would call this perfect
-    split = torch.stack([(peak(0.3 - 4 / w, 0.6) + peak(0.3 + 4 / w, 0.6)) / 2, peak(0.7, 0.2)])[None]
-    flat = torch.full((1, 2, h, w), 1.0 / (h * w))
-    loss = {k: float(heatmap_loss(v, target, mask, 1.0)) for k, v in
-            {"exact": exact, "shifted": shifted, "split": split, "flat": flat}.items()}
-    assert loss["exact"] < 1e-6 and loss["exact"] < loss["shifted"] and loss["exact"] < loss["split"] < loss["flat"]
-    mask[0, 0] = False  # the wrong heatmap is on a masked point: no loss, no gradient
-    shifted.requires_grad_(True)
-    out = heatmap_loss(shifted, target, mask, 1.0)
-    out.backward()
-    assert float(out.detach()) < 1e-6 and float(shifted.grad[0, 0].abs().sum()) == 0.0
-
-
 def test_heatmap_model_trains_channels_last_with_the_regulariser(tmp_path: Path) -> None:
-    data = _pts_dataset(tmp_path / "data", n=16)
-    cfg = _tiny_config(tmp_path, data, **{
+    data = pts_dataset(tmp_path / "data", n=16)
+    cfg = tiny_config(tmp_path, data, **{
         "model.name": "heatmap", "model.channels": 3, "model.input_size": 48,
         "model.kwargs": "{widths: [8, 16, 16, 24, 32], depths: [1, 1, 1, 1], decoder: 16}",
         "optim.epochs": 4, "optim.loss": "wing", "optim.optimizer": "adamw", "optim.lr": 2e-3,
@@ -134,60 +62,21 @@ def test_heatmap_model_trains_channels_last_with_the_regulariser(tmp_path: Path)
     assert model(torch.rand(2, 3, 48, 48))["points"].shape == (2, 68, 2)  # a standard-layout checkpoint
 
 
-def test_convention_offsets_are_mirrored_for_mirrored_samples() -> None:
-    """Two conventions, the second drawing every point shifted by its own (asymmetric) offset.
-
-    A mirrored face carries the mirror image of that habit (point k was drawn
-    as point flip[k], x negated). The loss must be zero for a network that
-    answers the true feature plus exactly that, non-zero when the flip flags
-    are ignored, and a convention must get gradient only from its own faces.
-    """
-    from facepoints.train import OptimConfig, total_loss
-
-    o = OptimConfig(loss="l1", score_weight=0.0, heatmap_weight=0.0)
-    feature = torch.rand(4, 3, 2)
-    flip_index = torch.tensor([2, 1, 0])
-    table = torch.zeros(2, 3, 2)
-    table[1] = torch.tensor([[0.02, 0.0], [0.01, 0.01], [0.0, -0.01]])
-    conv = torch.tensor([1, 1, 0, 1])
-    flipped = torch.tensor([0.0, 1.0, 0.0, 1.0])
-    mirrored = table[1][flip_index] * torch.tensor([-1.0, 1.0])
-    target = feature + torch.stack([table[1], mirrored, table[0], mirrored])
-    mask = torch.ones(4, 3, dtype=torch.bool)
-    param = table.clone().requires_grad_(True)
-    out = {"points": feature + param[0], "raw_points": feature, "point_offset": param}
-    assert float(total_loss(out, target, mask, o, flipped, conv, flip_index).detach()) == pytest.approx(0.0, abs=1e-6)
-    assert float(total_loss(out, target, mask, o, None, conv, flip_index).detach()) > 0.003
-    assert float(total_loss(out, target, mask, o, flipped, None, flip_index).detach()) > 0.003
-    only_second = torch.ones(4, dtype=torch.long)
-    total_loss(out, target + 0.05, mask, o, flipped, only_second, flip_index).backward()
-    assert float(param.grad[0].abs().sum()) == 0.0 and float(param.grad[1].abs().sum()) > 0.0
-
-
 def test_dataset_reports_which_samples_were_mirrored(tmp_path: Path) -> None:
-    data = _pts_dataset(tmp_path / "data", n=4)
-    from facepoints.data import load_dataset
+    data = pts_dataset(tmp_path / "data", n=4)
+    from facepoints.datasets import load_dataset
 
     samples, _ = load_dataset(str(data), progress=False)
     for p_flip, expected in ((1.0, 1.0), (0.0, 0.0)):
-        cfg = _tiny_config(tmp_path, data, **{"augment.flip": p_flip})
+        cfg = tiny_config(tmp_path, data, **{"augment.flip": p_flip})
         ds = LandmarkDataset(samples, cfg, load_scheme("ibug68"), train=True)
         assert {float(ds[i][3]) for i in range(4)} == {expected}
 
 
-def test_nme_batch_hand_computed() -> None:
-    t = torch.zeros(1, 3, 2)
-    t[0, 1] = torch.tensor([10.0, 0.0])
-    p = t.clone()
-    p[0, 2] += torch.tensor([3.0, 4.0])  # error 5 on one of three points
-    nme = nme_batch(p, t, torch.ones(1, 3, dtype=torch.bool), (0, 1))
-    assert float(nme) == pytest.approx(5 / 3 / 10)
-
-
 def test_dataset_targets_match_points(tmp_path: Path) -> None:
-    data = _pts_dataset(tmp_path / "data", n=4)
-    cfg = _tiny_config(tmp_path, data, **{"model.input_size": 64})
-    from facepoints.data import load_dataset
+    data = pts_dataset(tmp_path / "data", n=4)
+    cfg = tiny_config(tmp_path, data, **{"model.input_size": 64})
+    from facepoints.datasets import load_dataset
 
     samples, _ = load_dataset(str(data), progress=False)
     ds = LandmarkDataset(samples, cfg, load_scheme("ibug68"), train=False)
@@ -203,8 +92,8 @@ def test_dataset_targets_match_points(tmp_path: Path) -> None:
 
 
 def test_short_training_run_loss_falls_and_resumes(tmp_path: Path) -> None:
-    data = _pts_dataset(tmp_path / "data", n=24)
-    cfg = _tiny_config(tmp_path, data, **{"optim.epochs": 10})
+    data = pts_dataset(tmp_path / "data", n=24)
+    cfg = tiny_config(tmp_path, data, **{"optim.epochs": 10})
     best = train(cfg, progress=False)
     out = Path(cfg.out_dir)
     rows = (out / "history.csv").read_text().strip().splitlines()
@@ -217,12 +106,12 @@ def test_short_training_run_loss_falls_and_resumes(tmp_path: Path) -> None:
     assert ck["scheme"]["name"] == "ibug68" and ck["normalisation"]["input_size"] == 32
     assert ck["config"]["optim"]["epochs"] == 10 and not list(out.glob("*.tmp"))
 
-    cfg2 = _tiny_config(tmp_path, data, **{"optim.epochs": 12})
+    cfg2 = tiny_config(tmp_path, data, **{"optim.epochs": 12})
     train(cfg2, resume=True, progress=False)
     rows2 = (out / "history.csv").read_text().strip().splitlines()
     assert len(rows2) == 13 and rows2[1:11] == rows[1:]  # epochs 1-10 kept, 11-12 added
 
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
 
     samples, _ = load_dataset(str(data), progress=False)
     from facepoints.geometry import tight_box
@@ -233,17 +122,17 @@ def test_short_training_run_loss_falls_and_resumes(tmp_path: Path) -> None:
 
 
 def test_training_is_reproducible(tmp_path: Path) -> None:
-    data = _pts_dataset(tmp_path / "data", n=12)
-    a = train(_tiny_config(tmp_path / "a", data, **{"optim.epochs": 2}), progress=False)
-    b = train(_tiny_config(tmp_path / "b", data, **{"optim.epochs": 2}), progress=False)
+    data = pts_dataset(tmp_path / "data", n=12)
+    a = train(tiny_config(tmp_path / "a", data, **{"optim.epochs": 2}), progress=False)
+    b = train(tiny_config(tmp_path / "b", data, **{"optim.epochs": 2}), progress=False)
     sa = torch.load(a, weights_only=True)["state_dict"]
     sb = torch.load(b, weights_only=True)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_early_stopping(tmp_path: Path) -> None:
-    data = _pts_dataset(tmp_path / "data", n=12)
-    cfg = _tiny_config(tmp_path, data, **{"optim.epochs": 30, "optim.early_stopping": 1, "optim.lr": 0.0})
+    data = pts_dataset(tmp_path / "data", n=12)
+    cfg = tiny_config(tmp_path, data, **{"optim.epochs": 30, "optim.early_stopping": 1, "optim.lr": 0.0})
     train(cfg, progress=False)
     rows = (Path(cfg.out_dir) / "history.csv").read_text().strip().splitlines()
     assert len(rows) - 1 < 30
@@ -254,7 +143,7 @@ def test_distributed_two_processes_shard_data_and_agree(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    data = _pts_dataset(tmp_path / "data", n=20)
+    data = pts_dataset(tmp_path / "data", n=20)
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "facepoints.cli", "train", str(ROOT / "configs" / "seed_baseline.yaml"),
@@ -274,3 +163,63 @@ def test_distributed_two_processes_shard_data_and_agree(tmp_path: Path) -> None:
     from facepoints.train import _weights_digest
 
     assert _weights_digest(model) == r0["weights_sha1"]
+
+
+def _youtube_csv(folder: Path, points: list[np.ndarray], images: bool = True) -> Path:
+    """A YouTube-Faces CSV of the given faces (one person each) with their images beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [",".join([""] + [str(i) for i in range(136)])]
+    for i, pts in enumerate(points):
+        img, _ = synthetic_face(128, seed=i)
+        if images:
+            Image.fromarray(img).save(folder / f"Person{i}_0001.png")
+        rows.append(",".join([f"Person{i}_0001.png"] + [f"{v:.2f}" for v in np.asarray(pts).ravel()]))
+    path = folder / "faces.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case", ["all points NaN", "collapsed points", "missing images"])
+def test_train_refuses_data_without_usable_faces_and_writes_no_best(tmp_path: Path, case: str) -> None:
+    from facepoints.trainset import TrainingError
+
+    good = [synthetic_face(128, seed=i)[1] for i in range(8)]
+    if case == "all points NaN":
+        faces, images = [np.full((68, 2), np.nan)] * 8, True
+    elif case == "collapsed points":
+        faces, images = [np.full((68, 2), 50.0)] * 8, True
+    else:
+        faces, images = good, False
+    val = _youtube_csv(tmp_path / "val", faces, images)
+    train_csv = _youtube_csv(tmp_path / "train", good)
+    cfg = tiny_config(tmp_path, tmp_path, **{"data.train": f"[{{path: {train_csv}}}]",
+                                              "data.val": f"[{{path: {val}}}]", "optim.epochs": 1})
+    with pytest.raises(TrainingError, match="no usable validation faces") as e:
+        train(cfg, progress=False)
+    assert "\n" not in str(e.value) and "cleaning_report.txt" in str(e.value)
+    assert not (Path(cfg.out_dir) / "best.pt").exists() and not (Path(cfg.out_dir) / "last.pt").exists()
+
+
+def test_train_refuses_no_training_faces_and_bad_epochs_before_reading(tmp_path: Path) -> None:
+    from facepoints.config import ConfigError
+    from facepoints.trainset import TrainingError
+
+    bad = _youtube_csv(tmp_path / "bad", [np.full((68, 2), np.nan)] * 4)
+    cfg = tiny_config(tmp_path, tmp_path, **{"data.train": f"[{{path: {bad}}}]", "optim.epochs": 1})
+    with pytest.raises(TrainingError, match="no usable training faces"):
+        train(cfg, progress=False)
+    missing = tiny_config(tmp_path / "m", tmp_path / "nowhere", **{"optim.epochs": -1})
+    with pytest.raises(ConfigError, match="optim.epochs must be at least 1, not -1"):
+        train(missing, progress=False)  # refused before the (missing) data would be read
+    assert not Path(missing.out_dir).exists()
+
+
+def test_a_diverging_run_is_refused_not_reported(tmp_path: Path) -> None:
+    """A NaN validation NME stops the run with a message; no best.pt is claimed."""
+    from facepoints.trainset import TrainingError
+
+    data = pts_dataset(tmp_path / "data", n=12)
+    cfg = tiny_config(tmp_path, data, **{"optim.epochs": 2, "optim.lr": 1e30})
+    with pytest.raises(TrainingError, match="validation NME is nan after epoch 1"):
+        train(cfg, progress=False)
+    assert not (Path(cfg.out_dir) / "best.pt").exists()

@@ -25,7 +25,7 @@ runner = CliRunner()
 
 def test_on_real_annotated_faces(real_data, model) -> None:
     """Annotated AFW faces: mirror symmetry of pose, plausible cues, and smoothing that cuts jitter on real pixels."""
-    from facepoints.data import load_pts_folder
+    from facepoints.datasets import load_pts_folder
 
     samples, _ = load_pts_folder(real_data / "300w-68" / "afw", progress=False)
     faces = [s for s in samples[:40] if s.mask.all()][:12]

@@ -1,0 +1,123 @@
+"""Configs: base: inheritance, paths relative to the config file or ${data_root}, one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facepoints.config import ConfigError, data_root, display_path, load_config
+from facepoints.errors import UserError
+from facepoints.recipe import TrainConfig, load_train_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_kaggle15_builds_on_default_and_keeps_its_own_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACEPOINTS_DATA", "/data/faces")
+    base = load_train_config(ROOT / "configs" / "default.yaml")
+    k = load_train_config(ROOT / "configs" / "kaggle15.yaml")
+    assert (k.name, k.out_dir, k.data.scheme, k.data.conventions, k.data.repeat) == (
+        "kaggle15", "runs/kaggle15", "kaggle15", [], {})
+    assert [d.path for d in k.data.val] == ["/data/faces/300w-68/afw",
+                                            "/data/faces/youtube-faces-68/test_frames_keypoints.csv"]
+    assert k.init_from == str(ROOT / "checkpoints" / "default.pt")
+    assert (k.optim.lr, k.optim.epochs, k.optim.warmup_epochs, k.augment.rotate, k.augment.occlusion_p) == (
+        1e-3, 10, 1, 30.0, 0.3)
+    # everything kaggle15 does not say comes from default.yaml
+    assert k.model == base.model and k.threads == base.threads == 1 and k.channels_last
+    assert (k.optim.heatmap_weight, k.optim.batch_size, k.augment.flip) == (1.0, 64, 0.5)
+
+
+def test_default_config_means_what_it_meant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The running default recipe: same data, same split settings, conventions and repeat."""
+    monkeypatch.delenv("FACEPOINTS_DATA", raising=False)
+    cfg = load_train_config(ROOT / "configs" / "default.yaml")
+    shared = ROOT.parent / "shared" / "data"
+    assert [d.path for d in cfg.data.train] == [str(shared / "youtube-faces-68" / "training_frames_keypoints.csv"),
+                                                str(shared / "300w-68" / "helen" / "trainset")]
+    assert [d.convention for d in cfg.data.train] == ["youtube", "300w"]
+    assert (cfg.data.val, cfg.data.val_fraction, cfg.data.conventions, cfg.data.repeat) == (
+        [], 0.1, ["300w", "youtube"], {"300w": 2})
+
+
+def test_paths_resolve_against_the_config_file_from_any_folder(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    (folder / "base.yaml").write_text("data:\n  train: [{path: ../faces/train.csv}]\n  scheme: ../my.yaml\n")
+    (folder / "run.yaml").write_text("base: base.yaml\nname: mine\ninit_from: ../ck/start.pt\n")
+    monkeypatch.chdir(tmp_path)  # anywhere but the project
+    cfg = load_train_config(folder / "run.yaml", ["data.val=[{path: here.csv}]"])
+    assert cfg.data.train[0].path == str(tmp_path / "project" / "faces" / "train.csv")
+    assert cfg.data.scheme == str(tmp_path / "project" / "my.yaml")  # a YAML scheme file resolves, a name does not
+    assert cfg.init_from == str(tmp_path / "project" / "ck" / "start.pt")
+    assert cfg.data.val[0].path == str(tmp_path / "here.csv")  # command-line paths: the working directory
+    assert cfg.name == "mine" and cfg.out_dir == "runs/run"  # outputs stay relative to where the run starts
+
+
+def test_data_root_honours_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FACEPOINTS_DATA", str(tmp_path))
+    assert data_root() == tmp_path
+    cfg = load_train_config(None, ["data.train=[{path: '${data_root}/a/b.csv'}]"])
+    assert cfg.data.train[0].path == str(tmp_path / "a" / "b.csv")
+    assert display_path(str(tmp_path / "a" / "b.csv")) == "${data_root}/a/b.csv"
+    assert display_path("/elsewhere/x.csv") == "/elsewhere/x.csv"
+    monkeypatch.delenv("FACEPOINTS_DATA")
+    assert data_root() == ROOT.parent / "shared" / "data"
+
+
+def test_config_mistakes_are_one_line_user_errors(tmp_path: Path) -> None:
+    cases = {
+        "missing": lambda: load_train_config(tmp_path / "nope.yaml"),
+        "misspelt key": lambda: load_train_config(None, ["optim.lrr=1"]),
+        "bad value": lambda: load_train_config(None, ["optim.epochs=many"]),
+        "bad yaml": lambda: load_train_config(_write(tmp_path / "bad.yaml", "a: [1,\n")),
+        "base loop": lambda: load_train_config(_write(tmp_path / "loop.yaml", "base: loop.yaml\n")),
+        "not a mapping": lambda: load_train_config(_write(tmp_path / "list.yaml", "- 1\n")),
+    }
+    for what, call in cases.items():
+        with pytest.raises(UserError) as e:
+            call()
+        assert isinstance(e.value, ConfigError), what
+        assert "\n" not in str(e.value) and str(e.value), what
+    with pytest.raises(ConfigError, match="nope.yaml does not exist"):
+        cases["missing"]()
+    with pytest.raises(ConfigError, match="unknown key.*lrr"):
+        cases["misspelt key"]()
+
+
+def test_video_config_is_unaffected() -> None:
+    from facepoints.apps.video import VideoConfig
+
+    assert load_config(VideoConfig, ROOT / "configs" / "video.yaml") == VideoConfig()
+
+
+def test_training_config_refuses_runs_that_cannot_train(tmp_path: Path) -> None:
+    from facepoints.recipe import check_config
+    from facepoints.schemes import load_scheme
+
+    for override, message in (("optim.epochs=-1", "optim.epochs must be at least 1"),
+                              ("optim.epochs=0", "optim.epochs must be at least 1"),
+                              ("optim.batch_size=0", "batch_size"), ("optim.loss=huber", "optim.loss"),
+                              ("data.val_fraction=1.5", "val_fraction")):
+        cfg = load_train_config(ROOT / "configs" / "seed_baseline.yaml", [override])
+        with pytest.raises(ConfigError, match=message):
+            check_config(cfg, load_scheme(cfg.data.scheme))
+    assert isinstance(TrainConfig(), TrainConfig)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_relative_paths_in_saved_run_configs_are_absolute(tmp_path: Path) -> None:
+    """A run's saved config.yaml can be reloaded from anywhere (its paths are absolute)."""
+    from facepoints.config import save_config
+
+    cfg = load_train_config(None, ["data.train=[{path: faces.csv}]"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_train_config(tmp_path / "config.yaml")
+    assert again.data.train[0].path == cfg.data.train[0].path == os.path.join(os.getcwd(), "faces.csv")
