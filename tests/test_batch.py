@@ -48,16 +48,19 @@ def test_one_bad_photo_never_loses_the_batch(tmp_path: Path, cmd: str, extra: li
 
 
 @dataclass
-class FailOn:
-    """A task that raises on one photo: whatever a task raises must become that photo's reason."""
+class BreaksOn:
+    """A task that breaks on one photo: it raises, or its worker process dies (as if killed for memory)."""
 
     bad: str
+    how: str = "raise"
     name: str = "detect"
     records_key: str = "images"
     on_empty: bool = True
 
     def __call__(self, photo, model):
         if photo.path.name == self.bad:
+            if self.how == "exit":
+                os._exit(3)
             raise ImageError("the image is 40000 x 10 pixels; cropping faces needs sides of at most 32766")
         return DetectTask(draw=False)(photo, model)
 
@@ -65,7 +68,7 @@ class FailOn:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_whatever_a_photo_raises_is_its_reason_and_the_rest_is_done(tmp_path: Path, model, workers: int) -> None:
     folder = photo_folder(tmp_path / "in", 3)
-    summary = run_batch([folder], tmp_path / "out", model, FailOn("img1.jpg"), workers=workers, progress=False)
+    summary = run_batch([folder], tmp_path / "out", model, BreaksOn("img1.jpg"), workers=workers, progress=False)
     assert summary.images_ok == 2 and summary.faces == 2
     assert summary.skipped == [(str(folder / "img1.jpg"), "the image is 40000 x 10 pixels; cropping faces needs "
                                                           "sides of at most 32766")]
@@ -151,24 +154,9 @@ def test_workers_resume_like_one_process(tmp_path: Path) -> None:
     assert len((out / "results.jsonl").read_text().splitlines()) == 3
 
 
-@dataclass
-class DieOn:
-    """A task whose worker process dies on one photo (as if killed for memory)."""
-
-    bad: str
-    name: str = "detect"
-    records_key: str = "images"
-    on_empty: bool = True
-
-    def __call__(self, photo, model):
-        if photo.path.name == self.bad:
-            os._exit(3)
-        return DetectTask(draw=False)(photo, model)
-
-
 def test_a_dead_worker_costs_its_photos_not_the_run(tmp_path: Path, model) -> None:
     folder = photo_folder(tmp_path / "in", 4)
-    summary = run_batch([folder], tmp_path / "out", model, DieOn("img1.jpg"), workers=2, progress=False)
+    summary = run_batch([folder], tmp_path / "out", model, BreaksOn("img1.jpg", "exit"), workers=2, progress=False)
     reasons = dict(summary.skipped)
     assert "worker process died" in reasons[str(folder / "img1.jpg")]
     assert summary.images_ok + len(summary.skipped) == 4
