@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,38 +60,44 @@ def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
                          f"(raise it with max_pixels= or --max-megapixels, or downscale the image)")
 
 
-def decode_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+def decode_image(source: str | Path | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  min_side: int | None = None) -> Decoded:
-    """Decode a photo upright; with ``min_side``, reduce it while its longer side stays >= ``min_side``.
+    """Decode a photo (a path, or a binary file such as an upload) upright; with ``min_side``, reduce it while
+    its longer side stays >= ``min_side``.
 
     JPEGs are reduced while decoding (``Image.draft``: 1/2, 1/4 or 1/8 of the
     pixels are ever made); other formats are reduced right after (``reduce``),
     which still bounds the memory of everything downstream.
     """
-    p = Path(path)
+    named = isinstance(source, str | Path)
+    name = str(source) if named else "the upload"
     try:
-        with Image.open(p) as im:
-            _check_format(im)
-            check_pixels(*im.size, max_pixels)
-            full = im.size
-            if min_side and im.format in ("JPEG", "MPO"):
-                im.draft("RGB", _target(im.size, min_side))
-            im.load()  # decode now: a truncated file raises here, not as a grey half-image later
-            reduced = _reduce(im, min_side)
-            upright = _upright(reduced, p)
-            scale = full[0] / reduced.size[0]
-            turned = upright.size != reduced.size  # EXIF turned it by 90 degrees
-            return Decoded(pil_to_rgb(upright), (full[1], full[0]) if turned else full, scale)
+        with Image.open(Path(source) if named else source) as im:
+            return _decode_open(im, name, max_pixels, min_side)
     except FileNotFoundError:
-        raise ImageError(f"cannot read image {p}: {_missing(p)}") from None
+        raise ImageError(f"cannot read image {name}: {_missing(Path(name))}") from None
     except IsADirectoryError:
-        raise ImageError(f"cannot read image {p}: it is a folder") from None
+        raise ImageError(f"cannot read image {name}: it is a folder") from None
     except PermissionError:
-        raise ImageError(f"cannot read image {p}: permission denied") from None
+        raise ImageError(f"cannot read image {name}: permission denied") from None
     except ImageError as e:
-        raise ImageError(f"cannot read image {p}: {e}") from None
+        raise ImageError(f"cannot read image {name}: {e}") from None
     except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt or foreign data
-        raise ImageError(f"cannot read image {p}: {type(e).__name__}: {e}") from None
+        raise ImageError(f"cannot read image {name}: {type(e).__name__}: {e}") from None
+
+
+def _decode_open(im: Image.Image, name: str, max_pixels: int | None, min_side: int | None) -> Decoded:
+    _check_format(im)
+    check_pixels(*im.size, max_pixels)
+    full = im.size
+    if min_side and im.format in ("JPEG", "MPO"):
+        im.draft("RGB", _target(im.size, min_side))
+    im.load()  # decode now: a truncated file raises here, not as a grey half-image later
+    reduced = _reduce(im, min_side)
+    upright = _upright(reduced, name)
+    scale = full[0] / reduced.size[0]
+    turned = upright.size != reduced.size  # EXIF turned it by 90 degrees
+    return Decoded(pil_to_rgb(upright), (full[1], full[0]) if turned else full, scale)
 
 
 def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -130,11 +137,11 @@ def _reduce(im: Image.Image, min_side: int | None) -> Image.Image:
         return im
 
 
-def _upright(im: Image.Image, p: Path) -> Image.Image:
+def _upright(im: Image.Image, name: str) -> Image.Image:
     try:
         upright = ImageOps.exif_transpose(im)
     except Exception as e:  # noqa: BLE001 - broken EXIF: the pixels are still fine
-        warnings.warn(f"{p}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
+        warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=4)
         return im
     return upright if upright is not None else im
 

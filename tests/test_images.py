@@ -111,3 +111,26 @@ def test_a_folder_scan_lists_every_file_it_does_not_read(tmp_path: Path) -> None
     (named,) = list(iter_images([folder / "dangling.jpg"]))
     assert named[1] == "dangling symbolic link"
     assert list(iter_images([folder / "pipe.jpg"]))[0][1].startswith("not a regular file")
+
+
+def test_uploads_decode_from_bytes_with_the_same_checks(tmp_path: Path) -> None:
+    import io
+
+    data = sample_image_path().read_bytes()
+    d = decode_image(io.BytesIO(data))
+    assert d.size == (512, 512) and d.rgb.shape == (512, 512, 3)
+    with pytest.raises(ImageError, match="cannot read image the upload: .*over the limit of 1,000"):
+        decode_image(io.BytesIO(data), max_pixels=1000)
+    with pytest.raises(ImageError, match="the upload"):
+        decode_image(io.BytesIO(data[: len(data) // 2]))
+
+
+def test_the_cli_pixel_limit_skips_the_photo_with_its_reason(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from facepoints.cli import app
+
+    result = CliRunner().invoke(app, ["detect", "--sample", "--max-megapixels", "0.1", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "512 x 512 = 262,144 pixels, over the limit of 100,000" in result.output
+    assert CliRunner().invoke(app, ["detect", "--sample", "--max-megapixels", "0.3", "--out",
+                                    str(tmp_path)]).exit_code == 0
