@@ -292,6 +292,19 @@ class VideoSummary:
     def detection_ms(self) -> float:
         return 1000 * self.detection_seconds / self.detection_frames if self.detection_frames else float("nan")
 
+    def count_step(self, seconds: float, detected: bool, faces: list[TrackedFace]) -> None:
+        """Book one tracker step: its time (detector or tracking) and the faces it saw."""
+        if detected:
+            self.detection_frames += 1
+            self.detection_seconds += seconds
+        else:
+            self.tracking_steps += 1
+            self.tracking_seconds += seconds
+        self.frames += 1
+        self.frames_with_faces += bool(faces)
+        for f in faces:
+            self.face_frames[f.id] = self.face_frames.get(f.id, 0) + 1
+
     def to_dict(self) -> dict:
         return {"frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
                 "frames_with_faces": self.frames_with_faces, "face_frames": self.face_frames,
@@ -317,6 +330,22 @@ class VideoSummary:
         if self.jsonl:
             lines.append(f"per-frame results: {self.jsonl}")
         return "\n".join(lines)
+
+
+def _blinks(detectors: dict[int, BlinkDetector], faces: list[TrackedFace], frame: int,
+            summary: VideoSummary) -> list[dict]:
+    """Feed each face's eye openness to its blink detector; the blinks that ended in this frame."""
+    ended: list[dict] = []
+    for f in faces:
+        event = detectors.setdefault(f.id, BlinkDetector()).update(frame, expression_cues(f.points).eye_openness)
+        if event is not None:
+            summary.blinks.setdefault(f.id, []).append(event)
+            ended.append({"id": f.id, **event.to_dict()})
+    seen = {f.id for f in faces}
+    for fid, det in detectors.items():
+        if fid not in seen:
+            det.update(frame, None)
+    return ended
 
 
 def process_video(
@@ -365,28 +394,8 @@ def process_video(
                 summary.width, summary.height = frame.shape[1], frame.shape[0]
                 t0 = time.perf_counter()
                 faces = tracker.step(frame, i / fps)
-                dt = time.perf_counter() - t0
-                if tracker.last_step_detected:
-                    summary.detection_frames += 1
-                    summary.detection_seconds += dt
-                else:
-                    summary.tracking_steps += 1
-                    summary.tracking_seconds += dt
-                summary.frames += 1
-                summary.frames_with_faces += bool(faces)
-                ended: list[dict] = []
-                for f in faces:
-                    summary.face_frames[f.id] = summary.face_frames.get(f.id, 0) + 1
-                    if cfg.blinks:
-                        event = blink.setdefault(f.id, BlinkDetector()).update(
-                            i, expression_cues(f.points).eye_openness)
-                        if event is not None:
-                            summary.blinks.setdefault(f.id, []).append(event)
-                            ended.append({"id": f.id, **event.to_dict()})
-                seen = {f.id for f in faces}
-                for fid, det in blink.items():
-                    if fid not in seen:
-                        det.update(i, None)
+                summary.count_step(time.perf_counter() - t0, tracker.last_step_detected, faces)
+                ended = _blinks(blink, faces, i, summary) if cfg.blinks else []
                 if log is not None:
                     log.write(json.dumps({"frame": i, "time": round(i / fps, 4),
                                           "faces": [face_record(f) for f in faces], "blinks": ended}) + "\n")
