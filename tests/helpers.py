@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -74,3 +76,31 @@ def blinking_eyes(openness: np.ndarray, rng) -> list[np.ndarray]:
             p[top] = p[bottom] + o * (base[top] - base[bottom])
         frames.append(p + rng.normal(0, 0.2, p.shape))
     return frames
+
+
+def decompression_bomb(path: Path, side: int = 20000) -> None:
+    """A valid 1-bit PNG of side x side pixels: ~50 KB on disk, 400 megapixels once decoded."""
+    row = b"\x00" * (1 + (side + 7) // 8)
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def exif_rotated(upright: Image.Image, orientation: int, path: Path) -> None:
+    """Store the pixels turned as a camera would, with the EXIF tag that turns them back for display."""
+    stored = {6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180, 8: Image.Transpose.ROTATE_270}
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    upright.transpose(stored[orientation]).save(path, quality=95, exif=exif)
+
+
+def assert_on_the_face(points: np.ndarray, reference: np.ndarray) -> None:
+    """Within 3 % of the eye distance of the reference on average (JPEG re-encoding moves points a little)."""
+    eyes = np.linalg.norm(reference[36:42].mean(axis=0) - reference[42:48].mean(axis=0))
+    err = np.linalg.norm(np.asarray(points) - reference, axis=1).mean()
+    assert err < 0.03 * eyes, f"mean point error {err:.2f} px (eye distance {eyes:.1f} px)"

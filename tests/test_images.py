@@ -18,7 +18,7 @@ from facepoints.images import (
     read_image,
 )
 from facepoints.inference import load
-from tests.helpers import big_jpeg
+from tests.helpers import big_jpeg, decompression_bomb, exif_rotated
 
 
 def test_the_default_pixel_limit_is_the_services(tmp_path: Path) -> None:
@@ -40,8 +40,6 @@ def test_pixel_limit_is_read_from_the_header_and_can_be_raised(tmp_path: Path) -
 
 
 def test_a_png_bomb_under_pillows_own_limit_is_refused_before_decoding(tmp_path: Path) -> None:
-    from tests.test_bad_inputs import decompression_bomb
-
     path = tmp_path / "bomb.png"
     decompression_bomb(path, side=12000)  # 144 MP: below Pillow's 178 MP bomb error, 2.6 GB RSS before the fix
     with pytest.raises(ImageError, match="over the limit of 50,000,000"):
@@ -81,8 +79,6 @@ def test_a_png_over_the_reduce_size_is_reduced_after_decoding(tmp_path: Path) ->
 
 
 def test_exif_turned_photos_report_the_upright_size(tmp_path: Path) -> None:
-    from tests.test_bad_inputs import exif_rotated
-
     crop = Image.open(sample_image_path()).convert("RGB").crop((0, 0, 512, 400))
     exif_rotated(crop, 6, tmp_path / "turned.jpg")
     d = decode_image(tmp_path / "turned.jpg", min_side=100)
