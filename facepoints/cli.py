@@ -73,17 +73,18 @@ MegapixelsOption = Annotated[float, typer.Option(help="Refuse photos over this m
 RecursiveOption = Annotated[bool, typer.Option(help="Search folders recursively.")]
 
 
-def load_model(model: Optional[str], max_megapixels: float = 50.0, threads: Optional[int] = None):
-    """The model for a command: shipped name, .onnx or .pt (``load_any``)."""
+def load_model(model: Optional[str], max_megapixels: float = 50.0, threads: Optional[int] = None, **kw):
+    """The model for a command: shipped name, .onnx or .pt (``load_any``); ``kw`` (e.g. ``detector``) go to it."""
     from facepoints.inference import load_any
 
     if max_megapixels <= 0:
         raise typer.BadParameter("--max-megapixels must be > 0")
-    return load_any(model, threads=threads, max_pixels=int(max_megapixels * 1e6))
+    return load_any(model, threads=threads, max_pixels=int(max_megapixels * 1e6), **kw)
 
 
 def run_task(task, paths: list[Path], out: Path, model: Optional[str], *, fmt: str, resume: bool,
-             workers: Optional[int], ordered: bool, max_megapixels: float, recursive: bool = True):
+             workers: Optional[int], ordered: bool, max_megapixels: float, recursive: bool = True,
+             model_kw: Optional[dict] = None):
     """The one batch runner behind detect and the photo apps; prints its summary."""
     from facepoints.batch import default_workers, run_batch
     from facepoints.results import FORMATS
@@ -97,7 +98,7 @@ def run_task(task, paths: list[Path], out: Path, model: Optional[str], *, fmt: s
         import cv2
 
         cv2.setNumThreads(1)
-    lm = load_model(model, max_megapixels, threads=1)
+    lm = load_model(model, max_megapixels, threads=1, **(model_kw or {}))
     summary = run_batch(paths, out, lm, task, fmt=fmt, resume=resume, recursive=recursive, workers=n,
                         ordered=ordered)
     typer.echo(summary.text())
