@@ -242,9 +242,9 @@ _STATE = _WorkerState()  # one per worker process, set by its initializer
 
 def _model_spec(model: LandmarkModel) -> tuple[str, dict]:
     """How a worker rebuilds the model: same file and settings, one thread (the pool supplies the parallelism)."""
-    detector = model.detector
-    if dataclasses.is_dataclass(detector):
-        detector = dataclasses.replace(detector)  # a fresh copy without loaded (unpicklable) cascades
+    detector = model.detector_spec  # None or a name: each worker builds its own
+    if detector is not None and not isinstance(detector, str) and dataclasses.is_dataclass(detector):
+        detector = dataclasses.replace(detector)  # a fresh copy without loaded (unpicklable) state
     return str(model.path), {"threads": 1, "detector": detector, "refine": model.refine,
                              "batch_size": model.batch_size, "max_pixels": model.max_pixels,
                              "convention": model.convention or None}

@@ -153,6 +153,7 @@ class LandmarkModel:
         if max_pixels is not None and max_pixels < 1:
             raise ValueError("max_pixels must be at least 1 (or None for no limit)")
         self.batch_size, self.refine, self.max_pixels = batch_size, refine, max_pixels
+        self.detector_spec = detector  # as given: worker processes rebuild the detector from it
         self.detector = detector if detector is not None else FaceDetector()
         self._box_maps = box_maps
         self._lock = threading.Lock()
