@@ -162,3 +162,14 @@ def test_a_dead_worker_costs_its_photos_not_the_run(tmp_path: Path, model) -> No
     assert summary.images_ok + len(summary.skipped) == 4
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [Path(r["file"]).name for r in doc["images"]] == [f"img{i}.jpg" for i in range(4)]
+
+
+def test_workers_use_the_models_own_detector_settings(tmp_path: Path) -> None:
+    from facepoints.detect import FaceDetector
+
+    folder = photo_folder(tmp_path / "in", 2)
+    strict = load(threads=1, detector=FaceDetector(min_neighbors=60))  # so strict the sample face is not found
+    for workers in (1, 2):
+        summary = run_batch([folder], tmp_path / f"out{workers}", strict, DetectTask(draw=False), workers=workers,
+                            progress=False)
+        assert summary.images_ok == 2 and summary.faces == 0, workers
