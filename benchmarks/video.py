@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.apps.synth import Motion, moving_faces, write_video
+from facepoints.testing.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
 from facepoints.config import data_root
 from facepoints.datasets import load_dataset

@@ -1,21 +1,59 @@
 """The ``facepoints`` command line. Thin: each command parses options and calls the library.
 
 Torch-only commands (train, export, evaluating a .pt checkpoint) import torch
-lazily, so the base install's commands work without it.
+lazily, so the base install's commands work without it. Any error a command
+raises is printed as one line (exit code 2); ``--debug`` or
+``FACEPOINTS_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+from facepoints.errors import DEBUG_ENV, USER_ERROR_EXIT, debug_enabled, one_line
+
+
+class _Commands(TyperGroup):
+    """Every command's errors become one line and exit code 2, unless debugging."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit,
+                typer.Abort):
+            raise
+        except Exception as e:  # the user gets one line, --debug the traceback
+            if debug_enabled(bool((ctx.obj or {}).get("debug"))):
+                raise
+            typer.echo(f"{error_line(e)} (--debug shows the traceback)", err=True)
+            raise typer.Exit(code=USER_ERROR_EXIT) from None
+
+
+def error_line(e: BaseException) -> str:
+    """A user's mistake as its message; other exceptions keep their type name, so a bug is recognisable."""
+    if isinstance(e, ValueError | OSError | LookupError):
+        return one_line(e)
+    return one_line(RuntimeError(f"{type(e).__name__}: {e}"))
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Facial keypoints: detect, train, evaluate and export landmark models.")
 
 SAMPLE_IMAGE = "astronaut.jpg"
+
+
+@app.callback()
+def _options(ctx: typer.Context, debug: Annotated[bool, typer.Option(
+        "--debug", help=f"Show the traceback of an error (or set {DEBUG_ENV}=1).")] = False) -> None:
+    ctx.obj = {"debug": debug}
 
 
 def sample_image_path() -> Path:
@@ -23,29 +61,74 @@ def sample_image_path() -> Path:
     return Path(str(resources.files("facepoints") / "assets" / SAMPLE_IMAGE))
 
 
+PhotoPaths = Annotated[list[Path], typer.Argument(help="Photos and/or folders of photos.")]
+ModelOption = Annotated[Optional[str], typer.Option(
+    help="Model name, .onnx path or .pt checkpoint; default: the shipped model.")]
+FormatOption = Annotated[str, typer.Option("--format", help="json (one file), jsonl (streamed, resumable) or csv.")]
+ResumeOption = Annotated[bool, typer.Option(help="With jsonl: skip photos already in the results file.")]
+WorkersOption = Annotated[Optional[int], typer.Option(
+    help="Processes, each with its own single-threaded model; default: one per core.")]
+OrderedOption = Annotated[bool, typer.Option("--ordered/--unordered", help="Results in input order, or as they finish.")]
+MegapixelsOption = Annotated[float, typer.Option(help="Refuse photos over this many million pixels.")]
+RecursiveOption = Annotated[bool, typer.Option(help="Search folders recursively.")]
+
+
+def load_model(model: Optional[str], max_megapixels: float = 50.0, threads: Optional[int] = None, **kw):
+    """The model for a command: shipped name, .onnx or .pt (``load_any``); ``kw`` (e.g. ``detector``) go to it."""
+    from facepoints.inference import load_any
+
+    if max_megapixels <= 0:
+        raise typer.BadParameter("--max-megapixels must be > 0")
+    return load_any(model, threads=threads, max_pixels=int(max_megapixels * 1e6), **kw)
+
+
+def run_task(task, paths: list[Path], out: Path, model: Optional[str], *, fmt: str, resume: bool,
+             workers: Optional[int], ordered: bool, max_megapixels: float, recursive: bool = True,
+             model_kw: Optional[dict] = None):
+    """The one batch runner behind detect and the photo apps; prints its summary."""
+    from facepoints.batch import default_workers, run_batch
+    from facepoints.results import FORMATS
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    n = default_workers() if workers is None else workers
+    if n < 1:
+        raise typer.BadParameter("--workers must be at least 1")
+    if n == 1:  # each worker is single-threaded, so --workers 1 is the one-core baseline
+        import cv2
+
+        cv2.setNumThreads(1)
+    lm = load_model(model, max_megapixels, threads=1, **(model_kw or {}))
+    summary = run_batch(paths, out, lm, task, fmt=fmt, resume=resume, recursive=recursive, workers=n,
+                        ordered=ordered)
+    typer.echo(summary.text())
+    return summary
+
+
 @app.command()
 def detect(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Images and/or folders of images.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder for annotated images and results.")] = Path("facepoints-out"),
-    model: Annotated[Optional[str], typer.Option(help="Model name or .onnx path; default: the shipped model.")] = None,
+    model: ModelOption = None,
     sample: Annotated[bool, typer.Option("--sample", help="Run on the sample face that ships with facepoints.")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="json (one file), jsonl (streamed, resumable) or csv.")] = "json",
-    resume: Annotated[bool, typer.Option(help="With jsonl: skip images already in the results file.")] = False,
+    fmt: FormatOption = "json",
+    resume: ResumeOption = False,
     draw: Annotated[bool, typer.Option(help="Write annotated images.")] = True,
-    recursive: Annotated[bool, typer.Option(help="Search folders recursively.")] = True,
+    recursive: RecursiveOption = True,
+    workers: WorkersOption = None,
+    ordered: OrderedOption = True,
+    max_megapixels: MegapixelsOption = 50.0,
 ) -> None:
     """Detect faces and their keypoints; write annotated images and every face's box and points."""
-    from facepoints.jobs import run_detect
+    from facepoints.batch import DetectTask
 
     inputs = list(paths or [])
     if sample:
         inputs.append(sample_image_path())
     if not inputs:
         raise typer.BadParameter("give image or folder paths, or --sample")
-    if fmt not in ("json", "jsonl", "csv"):
-        raise typer.BadParameter("--format must be json, jsonl or csv")
-    summary = run_detect(inputs, out, model=model, fmt=fmt, resume=resume, draw=draw, recursive=recursive)
-    typer.echo(summary.text())
+    summary = run_task(DetectTask(draw), inputs, out, model, fmt=fmt, resume=resume, workers=workers,
+                       ordered=ordered, max_megapixels=max_megapixels, recursive=recursive)
     if summary.images_ok == 0:
         raise typer.Exit(code=1)
 
@@ -61,7 +144,8 @@ def train(
     """Train a landmark model from a config (progress, CSV/PNG logs, atomic checkpoints)."""
     from facepoints.augment import build_augmenter
     from facepoints.schemes import SchemeError, load_scheme
-    from facepoints.train import load_train_config, train as run_train
+    from facepoints.train import load_train_config
+    from facepoints.train import train as run_train
 
     cfg = load_train_config(config, override or [])
     if scheme is not None:
@@ -191,24 +275,9 @@ def serve(
 # ---------------------------------------------------------------- applications (facepoints.apps)
 
 
-def _load_app_model(model: Optional[str], threads: Optional[int] = None):
-    from facepoints.inference import ModelError, load
-
-    try:
-        return load(model, threads=threads)
-    except ModelError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(code=2) from None
-
-
 def _finish(summary) -> None:
-    typer.echo(summary.text())
     if summary.faces == 0:
         raise typer.Exit(code=1)
-
-
-PhotoPaths = Annotated[list[Path], typer.Argument(help="Photos and/or folders of photos.")]
-ModelOption = Annotated[Optional[str], typer.Option(help="Model name or .onnx path; default: the shipped model.")]
 
 
 @app.command()
@@ -216,26 +285,30 @@ def align(
     paths: PhotoPaths,
     out: Annotated[Path, typer.Option(help="Folder for the crops and align.json.")] = Path("facepoints-align"),
     size: Annotated[int, typer.Option(help="Crop side in pixels (the ArcFace template is scaled to it).")] = 112,
-    model: ModelOption = None,
+    model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
+    workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
 ) -> None:
     """Face crops aligned for recognition: 5 points onto the ArcFace 112x112 template, one PNG per face."""
-    from facepoints.apps.run import run_align
+    from facepoints.apps.run import AlignTask
 
     if size < 8:
         raise typer.BadParameter("--size must be at least 8")
-    _finish(run_align(paths, out, _load_app_model(model), size=size))
+    _finish(run_task(AlignTask(size), paths, out, model, fmt=fmt, resume=resume, workers=workers, ordered=ordered,
+                     max_megapixels=max_megapixels))
 
 
 @app.command()
 def pose(
     paths: PhotoPaths,
     out: Annotated[Path, typer.Option(help="Folder for the pictures and pose.json.")] = Path("facepoints-pose"),
-    model: ModelOption = None,
+    model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
+    workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
 ) -> None:
     """Head pose of every face (yaw, pitch, roll in degrees; camera assumed, see facepoints.apps.pose) with axes drawn."""
-    from facepoints.apps.run import run_pose
+    from facepoints.apps.run import PoseTask
 
-    _finish(run_pose(paths, out, _load_app_model(model)))
+    _finish(run_task(PoseTask(), paths, out, model, fmt=fmt, resume=resume, workers=workers, ordered=ordered,
+                     max_megapixels=max_megapixels))
 
 
 @app.command()
@@ -243,16 +316,18 @@ def expression(
     paths: Annotated[list[Path], typer.Argument(help="Photos, folders of photos, and/or videos (for blinks).")],
     out: Annotated[Path, typer.Option(help="Folder for expression.json (and a JSONL per video).")] = Path(
         "facepoints-expression"),
-    model: ModelOption = None,
+    model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
+    workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
 ) -> None:
     """Eye openness, mouth openness, smile width, brow raise per face; blinks in videos. Geometric cues, not emotions."""
-    from facepoints.apps.run import VIDEO_SUFFIXES, run_expression
+    from facepoints.apps.run import VIDEO_SUFFIXES, ExpressionTask
     from facepoints.apps.video import VideoConfig, VideoError, process_video
 
-    lm = _load_app_model(model)
     videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
     photos = [p for p in paths if p not in videos]
     failed = False
+    if videos:
+        lm = load_model(model, max_megapixels, threads=1)
     for v in videos:
         try:
             s = process_video(v, None, lm, VideoConfig(draw_points=False), out / f"{v.stem}_expression.jsonl")
@@ -263,7 +338,8 @@ def expression(
         typer.echo(s.text())
         failed |= not s.face_frames
     if photos:
-        _finish(run_expression(photos, out, lm))
+        _finish(run_task(ExpressionTask(), photos, out, model, fmt=fmt, resume=resume, workers=workers,
+                         ordered=ordered, max_megapixels=max_megapixels))
     elif failed or not videos:
         raise typer.Exit(code=1)
 
@@ -273,15 +349,17 @@ def ar(
     paths: PhotoPaths,
     effect: Annotated[str, typer.Option(help="glasses or moustache.")] = "glasses",
     out: Annotated[Path, typer.Option(help="Folder for the pictures.")] = Path("facepoints-ar"),
-    model: ModelOption = None,
+    model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
+    workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
 ) -> None:
     """Glasses or a moustache on every face of each photo (placed by the points, turned with the head); writes PNGs."""
     from facepoints.apps.ar import EFFECTS
-    from facepoints.apps.run import run_ar
+    from facepoints.apps.run import ArTask
 
     if effect not in EFFECTS:
         raise typer.BadParameter(f"--effect must be one of {', '.join(sorted(EFFECTS))}")
-    _finish(run_ar(paths, out, _load_app_model(model), effect))
+    _finish(run_task(ArTask(effect), paths, out, model, fmt=fmt, resume=resume, workers=workers, ordered=ordered,
+                     max_megapixels=max_megapixels))
 
 
 @app.command()
@@ -318,7 +396,7 @@ def video(
     log = jsonl if jsonl is not None else (dst.with_suffix(".jsonl") if dst is not None else None)
     if dst is None and log is None:
         raise typer.BadParameter("give DST (an .mp4/.avi to write) and/or --jsonl")
-    lm = _load_app_model(model, threads=1)  # one face crop per call: extra threads only add waiting
+    lm = load_model(model, threads=1)  # one face crop per call: extra threads only add waiting
     try:
         summary = process_video(src, dst, lm, cfg, log, progress=progress)
     except VideoError as e:
@@ -330,6 +408,9 @@ def video(
 
 
 def main() -> None:  # pragma: no cover
+    if "--debug" in sys.argv[1:]:  # accepted after the command name too
+        sys.argv.remove("--debug")
+        os.environ[DEBUG_ENV] = "1"
     app()
 
 

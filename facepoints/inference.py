@@ -9,29 +9,29 @@ image pixel it was taught on. Nothing here imports torch.
 
 from __future__ import annotations
 
-import warnings
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps
 
 from facepoints.card import CardError, ModelCard
 from facepoints.detect import BoxMaps, FaceDetector
+from facepoints.face import Face
 from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
+from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
+from facepoints.images import pil_to_rgb as _pil_to_rgb  # noqa: F401 - the old private name (facepoints.distributed)
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
+
+__all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelError", "ModelNotFoundError",
+           "as_rgb", "available_models", "load", "load_any", "read_image"]
 
 DEFAULT_MODEL = "default"
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
-ImageLike = np.ndarray | str | Path | Image.Image
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
-
-
-class ImageError(ValueError):
-    """An image cannot be read or is not an image array the models can use."""
+MAX_BOX_SCALE = 8.0  # a box side over this many image sides is not a face in that image
 
 
 class ModelError(ValueError):
@@ -40,97 +40,6 @@ class ModelError(ValueError):
 
 class ModelNotFoundError(ModelError, FileNotFoundError):
     """No model by that name or path; the message lists the models that do exist."""
-
-
-@dataclass(eq=False)  # identity equality: comparing numpy arrays with == would raise
-class Face:
-    """One face: the box the landmarks were predicted in, its points in image pixels and their confidences."""
-
-    box: np.ndarray  # (4,) float x0, y0, x1, y1: the box of the last landmark pass (tight-box convention)
-    points: np.ndarray  # (K, 2) float image pixels (facepoints.geometry convention)
-    scores: np.ndarray  # (K,) float in [0, 1]
-    detection_score: float  # the detector's margin; higher is more face-like, not a probability
-
-
-# ---------------------------------------------------------------- images
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """A user's photo as RGB uint8 (H, W, 3), turned upright by its EXIF orientation.
-
-    Unlike ``facepoints.data.read_image`` (dataset annotations are in stored
-    pixel coordinates, so datasets must not be rotated), a phone photo should
-    be seen as its owner sees it. Transparent pixels are composited on white,
-    16-bit images are scaled to 8 bits, greyscale is repeated to 3 channels.
-    """
-    p = Path(path)
-    try:
-        with Image.open(p) as im:
-            im.load()  # decode now: a truncated file raises here, not as a grey half-image later
-            try:
-                upright = ImageOps.exif_transpose(im)
-            except Exception as e:  # noqa: BLE001 - broken EXIF: the pixels are still fine
-                warnings.warn(f"{p}: ignoring unreadable EXIF orientation ({e})", stacklevel=2)
-                upright = im
-            return _pil_to_rgb(upright if upright is not None else im)
-    except FileNotFoundError:
-        raise ImageError(f"cannot read image {p}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"cannot read image {p}: it is a folder") from None
-    except ImageError:
-        raise
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt or foreign data
-        raise ImageError(f"cannot read image {p}: {type(e).__name__}: {e}") from None
-
-
-def _pil_to_rgb(im: Image.Image) -> np.ndarray:
-    if im.mode.startswith("I;16"):
-        a = np.asarray(im, dtype=np.float64) / 257.0
-        return np.repeat(np.round(a).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    if im.mode in ("I", "F"):
-        return as_rgb(np.asarray(im))
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
-def as_rgb(image: ImageLike) -> np.ndarray:
-    """Whatever the user passed -> RGB uint8 (H, W, 3).
-
-    Paths are read with ``read_image``; arrays may be greyscale (H, W) or
-    (H, W, 1), RGB, or RGBA (alpha dropped); uint16 is scaled to 8 bits, floats
-    in [0, 1] are scaled by 255 and other floats are taken as 0-255 values.
-    """
-    if isinstance(image, str | Path):
-        return read_image(image)
-    if isinstance(image, Image.Image):
-        return _pil_to_rgb(image)
-    a = np.asarray(image)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise ImageError(f"expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ImageError(f"the image is empty (shape {a.shape})")
-    if a.dtype == np.uint8:
-        pass
-    elif a.dtype == np.uint16:
-        a = np.round(a / 257.0).astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.floating):
-        finite = a[np.isfinite(a)]
-        scale = 255.0 if finite.size and finite.max() <= 1.0 else 1.0
-        a = np.nan_to_num(a * scale).round().clip(0, 255).astype(np.uint8)
-    elif np.issubdtype(a.dtype, np.integer):
-        a = a.clip(0, 255).astype(np.uint8)
-    else:
-        raise ImageError(f"cannot use an image array of dtype {a.dtype}")
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    elif a.shape[2] == 4:
-        a = a[..., :3]
-    return np.ascontiguousarray(a)
 
 
 # ---------------------------------------------------------------- models
@@ -191,6 +100,12 @@ class LandmarkModel:
     detected boxes from 4.6 % to 4.0 % NME (YouTube-Faces test) and from 5.7 % to
     4.9 % (AFW faces the detector finds) for ~2 ms per face, next to ~50-200 ms of
     detection (``benchmarks/detected_boxes.py``).
+
+    One model may be shared by threads: onnxruntime sessions are thread-safe,
+    and the detector (OpenCV's cascades keep per-call buffers) runs under the
+    model's lock, so threads get the single-threaded answers but detect one at
+    a time. For parallel detection use one model per thread or process
+    (``facepoints detect --workers N``).
     """
 
     def __init__(
@@ -203,41 +118,46 @@ class LandmarkModel:
         batch_size: int = 32,
         refine: int = 2,
         convention: str | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise _not_found(f"no model file {self.path}")
-        self.card: ModelCard = read_sidecar(self.path)
-        self.meta: dict = self.card.to_dict()
+        self._configure(read_sidecar(self.path), detector=detector, box_maps=box_maps, batch_size=batch_size,
+                        refine=refine, convention=convention, max_pixels=max_pixels)
         try:
-            self.scheme: PointScheme = scheme_from_dict(self.card.scheme)
-        except (SchemeError, TypeError, AttributeError) as e:
-            raise ModelError(f"model sidecar of {self.path}: bad scheme ({e})") from None
-        self.input_size: int = self.card.input_size
-        self.channels: int = self.card.channels
-        self.context: float = self.card.context
-        self.convention = convention or next(iter(self.card.conventions), "")
-        self._shift = self._convention_shift(self.convention)
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        self.batch_size = batch_size
-        if refine < 0:
-            raise ValueError("refine must be 0 or more")
-        self.refine = refine
-        self.detector = detector if detector is not None else FaceDetector()
-        self._box_maps = box_maps
-        options = ort.SessionOptions()
-        if threads is not None:
-            if threads < 1:
-                raise ValueError("threads must be at least 1 (or None for onnxruntime's default)")
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=options,
+            self._session = ort.InferenceSession(str(self.path), sess_options=_session_options(threads),
                                                  providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"onnxruntime cannot load {self.path}: {e}") from None
         self._fixed_batch = self._check_io()
+
+    def _configure(self, card: ModelCard, *, detector: FaceDetector | None, box_maps: BoxMaps | None,
+                   batch_size: int, refine: int, convention: str | None, max_pixels: int | None) -> None:
+        """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
+        self.card = card
+        self.meta: dict = card.to_dict()
+        try:
+            self.scheme: PointScheme = scheme_from_dict(card.scheme)
+        except (SchemeError, TypeError, AttributeError) as e:
+            raise ModelError(f"model card of {self.path}: bad scheme ({e})") from None
+        self.input_size: int = card.input_size
+        self.channels: int = card.channels
+        self.context: float = card.context
+        self.convention = convention or next(iter(card.conventions), "")
+        self._shift = self._convention_shift(self.convention)
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if refine < 0:
+            raise ValueError("refine must be 0 or more")
+        if max_pixels is not None and max_pixels < 1:
+            raise ValueError("max_pixels must be at least 1 (or None for no limit)")
+        self.batch_size, self.refine, self.max_pixels = batch_size, refine, max_pixels
+        self.detector_spec = detector  # as given: worker processes rebuild the detector from it
+        self.detector = detector if detector is not None else FaceDetector()
+        self._box_maps = box_maps
+        self._lock = threading.Lock()
+        self._fixed_batch: int | None = None
 
     def _check_io(self) -> int | None:
         """Enforce the contract early, so a wrong model fails at load time with a clear reason."""
@@ -272,12 +192,18 @@ class LandmarkModel:
     def box_maps(self) -> BoxMaps:
         """Detector-box -> tight-box maps; the packaged ones unless given."""
         if self._box_maps is None:
-            self._box_maps = BoxMaps.load()
+            with self._lock:
+                if self._box_maps is None:
+                    self._box_maps = BoxMaps.load()
         return self._box_maps
 
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.stem)
+
     def __repr__(self) -> str:
-        return (f"LandmarkModel({str(self.path)!r}, model={self.meta.get('model')!r}, scheme={self.scheme.name!r}, "
-                f"input_size={self.input_size}, channels={self.channels})")
+        return (f"{type(self).__name__}({str(self.path)!r}, model={self.meta.get('model')!r}, "
+                f"scheme={self.scheme.name!r}, input_size={self.input_size}, channels={self.channels})")
 
     def landmarks(self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
         """Points (N, K, 2) in image pixels for N face boxes (x0, y0, x1, y1), tight-box convention."""
@@ -286,10 +212,14 @@ class LandmarkModel:
     def landmarks_with_scores(
         self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Points (N, K, 2) clipped to the image, and per-point scores (N, K) in [0, 1]."""
-        img = as_rgb(image)
-        points, scores = self._predict(img, _check_boxes(boxes))
+        """Points (N, K, 2) clipped to the image, and per-point scores (N, K) in [0, 1].
+
+        Boxes must be finite, real, non-empty, overlap the image and be at most
+        ``MAX_BOX_SCALE`` image sides long; others raise a ValueError naming the box.
+        """
+        img = as_rgb(image, max_pixels=self.max_pixels)
         h, w = img.shape[:2]
+        points, scores = self._predict(img, check_boxes(boxes, (w, h)))
         return clip_to_image(points, w, h), scores
 
     def _predict(self, img: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -327,10 +257,31 @@ class LandmarkModel:
             scores.append(np.asarray(s)[:n])
         return np.concatenate(points), np.concatenate(scores)
 
+    @property
+    def decode_side(self) -> int | None:
+        """Photos read from files may be decoded down to this longer side without losing a face the detector
+        can find: it looks at most ``max_side`` pixels, and its smallest face (~20 px there) then still
+        fills the model's input crop."""
+        side = int(getattr(self.detector, "max_side", 0) or 0)
+        return 4 * max(side, self.input_size) if side > 0 else None
+
+    def read(self, path: str | Path):
+        """A photo decoded for ``detect`` (reduced when large; ``Decoded.scale`` maps points back)."""
+        return decode_image(path, max_pixels=self.max_pixels, min_side=self.decode_side)
+
     def detect(self, image: ImageLike) -> list[Face]:
-        """Every face in the image, best detection first: detector -> box map -> landmarks, then ``refine`` re-crops."""
-        img = as_rgb(image)
-        detections = self.detector.detect(img)
+        """Every face in the image, best detection first: detector -> box map -> landmarks, then ``refine`` re-crops.
+
+        A path is decoded reduced when the photo is much larger than the
+        detector looks at (see ``decode_side``); points come back in the
+        original photo's pixels either way.
+        """
+        if isinstance(image, str | Path):
+            decoded = self.read(image)
+            return [f.rescaled(decoded.scale) for f in self.detect(decoded.rgb)]
+        img = as_rgb(image, max_pixels=self.max_pixels)
+        with self._lock:  # OpenCV's cascade classifier is not safe to run from two threads at once
+            detections = self.detector.detect(img)
         if not detections:
             return []
         boxes = self.box_maps.apply(detections)
@@ -343,7 +294,17 @@ class LandmarkModel:
             points[good], scores[good] = self._predict(img, boxes[good])
         h, w = img.shape[:2]
         points = clip_to_image(points, w, h)
-        return [Face(boxes[i], points[i], scores[i], float(d.score)) for i, d in enumerate(detections)]
+        return [Face(boxes[i], points[i], scores[i], float(d.score), self.scheme) for i, d in enumerate(detections)]
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    if threads is not None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1 (or None for onnxruntime's default)")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
 
 
 def _tight_boxes(points: np.ndarray) -> np.ndarray:
@@ -351,22 +312,60 @@ def _tight_boxes(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
 
 
-def _check_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float64)
-    if b.size == 0:
+def check_boxes(boxes: np.ndarray | Sequence[Sequence[float]], image_size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) float boxes, or a ValueError naming the first box that cannot be a face in this image."""
+    raw = np.asarray(boxes)
+    if raw.size == 0:
         return np.zeros((0, 4))
+    if np.iscomplexobj(raw):
+        raise ValueError(f"boxes must be real numbers, got complex values {raw.tolist()}")
+    try:
+        b = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"boxes must be numbers x0, y0, x1, y1, got {raw.tolist()!r}") from None
     if b.ndim == 1 and b.shape[0] == 4:
         b = b[None]
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"boxes must be an (N, 4) array of x0, y0, x1, y1, got shape {b.shape}")
-    if not np.isfinite(b).all():
-        raise ValueError("boxes must be finite")
+    w, h = image_size
+    for i, box in enumerate(b):
+        problem = _box_problem(box, w, h)
+        if problem:
+            raise ValueError(f"box {i} {[float(v) for v in box]}: {problem} (image {w} x {h})")
     return b
+
+
+def _box_problem(box: np.ndarray, w: int, h: int) -> str:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not np.isfinite(box).all():
+        return "not finite"
+    if x1 <= x0 or y1 <= y0:
+        return "empty or inverted (needs x0 < x1 and y0 < y1)"
+    if max(x1 - x0, y1 - y0) > MAX_BOX_SCALE * max(w, h):
+        return f"more than {MAX_BOX_SCALE:g} times the image's size"
+    if x1 < -0.5 or y1 < -0.5 or x0 > w - 0.5 or y0 > h - 0.5:
+        return "wholly outside the image"
+    return ""
 
 
 def load(name_or_path: str | Path | None = None, **kw) -> LandmarkModel:
     """A landmark model: None -> the shipped default, a name -> a shipped model, a path -> that .onnx file.
 
-    Keyword arguments go to ``LandmarkModel`` (threads, detector, box_maps, batch_size, refine).
+    Keyword arguments go to ``LandmarkModel`` (threads, detector, box_maps, batch_size, refine, max_pixels).
     """
     return LandmarkModel(resolve_model(name_or_path), **kw)
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def load_any(name_or_path: str | Path | None = None, **kw) -> LandmarkModel:
+    """``load``, plus training checkpoints (``.pt``): a ``CheckpointModel`` with the same methods, run in torch.
+
+    The one place that decides by suffix; torch is imported only for checkpoints.
+    """
+    if name_or_path is not None and Path(str(name_or_path)).suffix.lower() in CHECKPOINT_SUFFIXES:
+        from facepoints.checkpoint_model import CheckpointModel
+
+        return CheckpointModel(name_or_path, **kw)
+    return load(name_or_path, **kw)

@@ -161,11 +161,26 @@ def convert_points(
     m = np.ones(pts.shape[:-1], dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     if src.name == dst.name:
         return pts.copy(), m.copy()
-    groups = dst.derive.get(src.name)
-    if groups is None and dst.name in _builtin_files():  # a model's saved scheme may predate a built-in table
-        groups = load_scheme(dst.name).derive.get(src.name)
-    if groups is None:
-        raise SchemeError(f"no conversion from {src.name} to {dst.name}")
+    groups = derive_groups(src, dst)
     out = np.stack([pts[..., list(g), :].mean(axis=-2) for g in groups], axis=-2)
     valid = np.stack([m[..., list(g)].all(axis=-1) for g in groups], axis=-1)
     return out, valid
+
+
+def derive_groups(source: PointScheme, target: PointScheme) -> tuple[tuple[int, ...], ...]:
+    """The target's table of source-point groups, one group per target point."""
+    groups = target.derive.get(source.name)
+    if groups is None and target.name in _builtin_files():  # a model's saved scheme may predate a built-in table
+        groups = load_scheme(target.name).derive.get(source.name)
+    if groups is None:
+        raise SchemeError(f"no conversion from {source.name} to {target.name}")
+    return groups
+
+
+def convert_scores(scores: np.ndarray, source: PointScheme | str, target: PointScheme | str) -> np.ndarray:
+    """Per-point scores (..., K) in another scheme: a derived point is as sure as its least sure source."""
+    src, dst = load_scheme(source), load_scheme(target)
+    s = np.asarray(scores, dtype=np.float64)
+    if src.name == dst.name:
+        return s.copy()
+    return np.stack([s[..., list(g)].min(axis=-1) for g in derive_groups(src, dst)], axis=-1)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from facepoints.cli import app, sample_image_path
 from facepoints.datasets import CleaningReport, DataError, load_pts_folder, load_youtube_csv, read_pts, write_pts
 from facepoints.inference import ImageError, LandmarkModel, load, read_image
 from tests.conftest import synthetic_face
+from tests.helpers import assert_on_the_face, decompression_bomb, exif_rotated  # noqa: F401 - also used by test_browser
 
 
 @dataclass(frozen=True)
@@ -56,27 +55,6 @@ CASES = [
     Case("no_face.png", 0),
 ]
 GOOD = [c for c in CASES if c.faces is not None]
-
-
-def decompression_bomb(path: Path, side: int = 20000) -> None:
-    """A valid 1-bit PNG of side x side pixels: ~50 KB on disk, 400 megapixels once decoded."""
-    row = b"\x00" * (1 + (side + 7) // 8)
-    comp = zlib.compressobj(9)
-    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-
-
-def exif_rotated(upright: Image.Image, orientation: int, path: Path) -> None:
-    """Store the pixels turned as a camera would, with the EXIF tag that turns them back for display."""
-    stored = {6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180, 8: Image.Transpose.ROTATE_270}
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    upright.transpose(stored[orientation]).save(path, quality=95, exif=exif)
 
 
 def build_corpus(folder: Path) -> Path:
@@ -123,13 +101,6 @@ def references(model: LandmarkModel, corpus: Path) -> dict[str, np.ndarray]:
     (photo,) = model.detect(read_image(sample_image_path()))
     (crop,) = model.detect(read_image(corpus / "crop_reference.png"))
     return {"photo": photo.points, "crop": crop.points}
-
-
-def assert_on_the_face(points: np.ndarray, reference: np.ndarray) -> None:
-    """Within 3 % of the eye distance of the reference on average (JPEG re-encoding moves points a little)."""
-    eyes = np.linalg.norm(reference[36:42].mean(axis=0) - reference[42:48].mean(axis=0))
-    err = np.linalg.norm(np.asarray(points) - reference, axis=1).mean()
-    assert err < 0.03 * eyes, f"mean point error {err:.2f} px (eye distance {eyes:.1f} px)"
 
 
 # ---------------------------------------------------------------- library

@@ -92,7 +92,12 @@ def test_detect_jsonl_streams_and_resumes(tmp_path: Path) -> None:
     assert sorted(Path(r["file"]).name for r in lines) == ["img0.jpg", "img1.jpg", "img2.jpg"]
     _ok(["detect", folder, "--out", tmp_path / "csv", "--format", "csv", "--no-draw"])
     rows = (tmp_path / "csv" / "results.csv").read_text().strip().splitlines()
-    assert len(rows) == 4 and rows[0].startswith("file,face,x0")
+    header = rows[0].split(",")
+    assert len(rows) == 4 and header[:9] == ["file", "face", "width", "height", "box_x0", "box_y0", "box_x1",
+                                             "box_y1", "detection_score"]
+    assert header[9:12] == ["p0_x", "p0_y", "p0_score"] and header[-1] == "error"
+    assert len(set(header)) == len(header) == 9 + 68 * 3 + 1  # unique names: pandas reads no "x0.1"
+    assert all(len(r.split(",")) == len(header) for r in rows)
 
 
 def test_train_export_evaluate_detect_end_to_end(tmp_path: Path) -> None:
@@ -134,3 +139,42 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert len(commands) == 2, "the Quick start has exactly two commands"
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
     assert "facepoints detect --sample" in commands[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["detect", "--sample", "--model", "/etc/passwd"], "error: model /etc/passwd has no sidecar"),
+    (["pose", "--model", "nope"], "error: no model named 'nope'"),
+    (["detect", "--sample", "--out", "{file}"], "is a file, not a folder"),
+    (["align", "--out", "{file}"], "is a file, not a folder"),
+])
+def test_user_mistakes_print_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    file = tmp_path / "results.txt"
+    file.write_text("x")
+    args = [a.replace("{file}", str(file)) for a in args]
+    if args[0] in ("pose", "align"):
+        args.insert(1, str(sample_image_path()))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch) -> None:
+    args = ["detect", "--sample", "--model", "/etc/passwd", "--out", str(tmp_path)]
+    result = runner.invoke(app, ["--debug", *args])
+    assert result.exit_code != 0 and type(result.exception).__name__ == "ModelError"
+    monkeypatch.setenv("FACEPOINTS_DEBUG", "1")
+    assert type(runner.invoke(app, args).exception).__name__ == "ModelError"
+    proc = subprocess.run([sys.executable, "-m", "facepoints.cli", *args, "--debug"], capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in __import__("os").environ.items()
+                                            if k != "FACEPOINTS_DEBUG"})
+    assert proc.returncode == 1 and "Traceback" in proc.stderr  # --debug after the command works too
+
+
+def test_default_output_folders_are_git_ignored() -> None:
+    ignored = (ROOT / ".gitignore").read_text().split()
+    defaults = {"detect": "facepoints-out", "align": "facepoints-align", "pose": "facepoints-pose",
+                "expression": "facepoints-expression", "ar": "facepoints-ar", "evaluate": "facepoints-eval"}
+    for folder in defaults.values():
+        assert f"{folder}/" in ignored or "facepoints-*/" in ignored, folder
+    assert "augment-preview.png" in ignored

@@ -201,7 +201,10 @@ def head_pose(points68: np.ndarray, image_size: tuple[int, int], focal: float | 
     k = camera_matrix(image_size, focal)
     obj = np.ascontiguousarray(MEAN_FACE_68[RIGID])
     img = np.ascontiguousarray(pts[RIGID])
-    ok, rvec, tvec = cv2.solvePnP(obj, img, k, None, flags=cv2.SOLVEPNP_SQPNP)
+    try:
+        ok, rvec, tvec = cv2.solvePnP(obj, img, k, None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error as e:  # e.g. every point on one spot: SQPnP asserts on degenerate input
+        raise ValueError(f"no head pose for degenerate points ({str(e).strip().splitlines()[-1]})") from None
     if not ok:
         raise ValueError("cv2.solvePnP found no pose for these points")
     if refine:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,21 @@ from facepoints.apps.ar import EFFECTS, apply_effect
 from facepoints.apps.expression import BlinkDetector, BlinkEvent, expression_cues
 from facepoints.apps.points import face_size, scheme
 from facepoints.apps.pose import HeadPose, draw_pose_axes, head_pose
+from facepoints.apps.record import face_record as face_record_of
+from facepoints.apps.smoothing import OneEuroFilter
+from facepoints.apps.video_io import (  # noqa: F401 - re-exported: the video API in one place
+    VIDEO_WRITERS,
+    VideoError,
+    iter_frames,
+    open_capture,
+    open_writer,
+    parse_source,
+)
 from facepoints.detect import box_iou
+from facepoints.face import Face
 from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel
 from facepoints.viz import draw_faces
-
-VIDEO_WRITERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}  # what opencv-python can write
-
-
-class VideoError(ValueError):
-    """A video source cannot be opened or read, or the output cannot be written."""
 
 
 @dataclass
@@ -75,54 +79,6 @@ class VideoConfig:
             raise ValueError(f"unknown effect {self.effect!r}; available: {', '.join(sorted(EFFECTS))}")
         if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
             raise ValueError("One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
-
-
-def _alpha(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
-    tau = 1.0 / (2.0 * np.pi * cutoff)
-    return 1.0 / (1.0 + tau / dt)
-
-
-@dataclass
-class OneEuroFilter:
-    """One Euro low-pass filter of a point set (or any array): smooth when still, little lag when moving.
-
-    Each point's cutoff rises with the larger of two speeds: the mean speed of
-    all points, and its own. A face mostly moves as a whole, and the mean speed
-    of 68 points is far less noisy than one point's, so ``beta`` can be high
-    without noise opening the filter. The point's own speed lets local motion
-    through: a blink moves four eyelid points and must not be smoothed away.
-    ``scale`` divides the speeds, so with the face size as scale one setting
-    serves faces of every size and video resolution.
-    """
-
-    min_cutoff: float = 1.0
-    beta: float = 0.0
-    d_cutoff: float = 1.0
-    _x: np.ndarray | None = field(default=None, repr=False)
-    _dx: np.ndarray | None = field(default=None, repr=False)
-    _t: float = field(default=0.0, repr=False)
-
-    def __call__(self, x: np.ndarray, t: float, scale: float = 1.0) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self._x is None or self._dx is None or self._x.shape != x.shape:
-            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
-            return x.copy()
-        dt = t - self._t
-        if dt <= 0:
-            return self._x.copy()
-        self._dx = self._dx + _alpha(dt, self.d_cutoff) * ((x - self._x) / dt - self._dx)
-        if x.ndim:
-            own = np.linalg.norm(self._dx, axis=-1, keepdims=True) if x.ndim > 1 else np.abs(self._dx)
-            speed = np.maximum(own, own.mean())
-        else:
-            speed = np.abs(self._dx)
-        cutoff = self.min_cutoff + self.beta * speed / max(scale, 1e-9)
-        self._x = self._x + _alpha(dt, cutoff) * (x - self._x)
-        self._t = t
-        return self._x.copy()
-
-    def reset(self) -> None:
-        self._x, self._dx = None, None
 
 
 @dataclass
@@ -276,60 +232,6 @@ class FaceTracker:
         self.tracks = [self.tracks[i] for i in sorted(keep, key=lambda i: self.tracks[i].id)]
 
 
-# ---------------------------------------------------------------- files and cameras
-
-
-def parse_source(src: str | int | Path) -> int | str:
-    """A camera index for ``0``, ``"0"`` or ``"webcam:0"``; otherwise the path as a string (it must exist)."""
-    if isinstance(src, int):
-        return src
-    text = str(src)
-    if text.isdigit():
-        return int(text)
-    if text.lower().startswith(("webcam:", "camera:")):
-        index = text.split(":", 1)[1]
-        if not index.isdigit():
-            raise VideoError(f"bad camera {text!r}: expected e.g. webcam:0")
-        return int(index)
-    if not Path(text).is_file():
-        raise VideoError(f"cannot read video {text}: no such file")
-    return text
-
-
-def open_capture(src: str | int | Path) -> tuple[cv2.VideoCapture, bool]:
-    """An opened capture and whether it is a camera; a clear error when OpenCV cannot open it."""
-    source = parse_source(src)
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        what = f"camera {source}" if isinstance(source, int) else f"video {source}"
-        raise VideoError(f"cannot open {what} (OpenCV found no camera or no decoder for it)")
-    return cap, isinstance(source, int)
-
-
-def open_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
-    """A VideoWriter with a codec this OpenCV build has for the suffix (mp4v for .mp4, MJPG for .avi)."""
-    p = Path(path)
-    fourcc = VIDEO_WRITERS.get(p.suffix.lower())
-    if fourcc is None:
-        raise VideoError(f"cannot write {p}: use one of {', '.join(sorted(VIDEO_WRITERS))}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    if not writer.isOpened():
-        raise VideoError(f"cannot write {p}: OpenCV could not open a {fourcc} writer")
-    return writer
-
-
-def iter_frames(cap: cv2.VideoCapture, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """RGB frames until the source ends (or ``max_frames``)."""
-    n = 0
-    while max_frames is None or n < max_frames:
-        ok, bgr = cap.read()
-        if not ok or bgr is None:
-            return
-        n += 1
-        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 # ---------------------------------------------------------------- drawing and logging
 
 
@@ -357,18 +259,10 @@ def draw_tracked(frame: np.ndarray, faces: list[TrackedFace], cfg: VideoConfig) 
 
 
 def face_record(face: TrackedFace) -> dict:
-    """One face of one frame as JSON-ready data."""
-    rec: dict = {
-        "id": face.id,
-        "detected": face.detected,
-        "confidence": round(face.confidence, 4),
-        "box": [round(float(v), 2) for v in face.box],
-        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in face.points],
-        "expression": expression_cues(face.points).to_dict(),
-    }
-    if face.pose is not None:
-        rec["pose"] = face.pose.to_dict()
-    return rec
+    """One face of one frame as JSON-ready data: its id, then the one face record (``apps.record``)."""
+    plain = Face(face.box, face.points, face.scores, float("nan"), scheme("ibug68"))
+    return {"id": face.id, "detected": face.detected, "confidence": round(face.confidence, 4),
+            **face_record_of(plain, None, pose=face.pose)}
 
 
 @dataclass
@@ -398,6 +292,19 @@ class VideoSummary:
     def detection_ms(self) -> float:
         return 1000 * self.detection_seconds / self.detection_frames if self.detection_frames else float("nan")
 
+    def count_step(self, seconds: float, detected: bool, faces: list[TrackedFace]) -> None:
+        """Book one tracker step: its time (detector or tracking) and the faces it saw."""
+        if detected:
+            self.detection_frames += 1
+            self.detection_seconds += seconds
+        else:
+            self.tracking_steps += 1
+            self.tracking_seconds += seconds
+        self.frames += 1
+        self.frames_with_faces += bool(faces)
+        for f in faces:
+            self.face_frames[f.id] = self.face_frames.get(f.id, 0) + 1
+
     def to_dict(self) -> dict:
         return {"frames": self.frames, "fps": self.fps, "width": self.width, "height": self.height,
                 "frames_with_faces": self.frames_with_faces, "face_frames": self.face_frames,
@@ -423,6 +330,22 @@ class VideoSummary:
         if self.jsonl:
             lines.append(f"per-frame results: {self.jsonl}")
         return "\n".join(lines)
+
+
+def _blinks(detectors: dict[int, BlinkDetector], faces: list[TrackedFace], frame: int,
+            summary: VideoSummary) -> list[dict]:
+    """Feed each face's eye openness to its blink detector; the blinks that ended in this frame."""
+    ended: list[dict] = []
+    for f in faces:
+        event = detectors.setdefault(f.id, BlinkDetector()).update(frame, expression_cues(f.points).eye_openness)
+        if event is not None:
+            summary.blinks.setdefault(f.id, []).append(event)
+            ended.append({"id": f.id, **event.to_dict()})
+    seen = {f.id for f in faces}
+    for fid, det in detectors.items():
+        if fid not in seen:
+            det.update(frame, None)
+    return ended
 
 
 def process_video(
@@ -471,28 +394,8 @@ def process_video(
                 summary.width, summary.height = frame.shape[1], frame.shape[0]
                 t0 = time.perf_counter()
                 faces = tracker.step(frame, i / fps)
-                dt = time.perf_counter() - t0
-                if tracker.last_step_detected:
-                    summary.detection_frames += 1
-                    summary.detection_seconds += dt
-                else:
-                    summary.tracking_steps += 1
-                    summary.tracking_seconds += dt
-                summary.frames += 1
-                summary.frames_with_faces += bool(faces)
-                ended: list[dict] = []
-                for f in faces:
-                    summary.face_frames[f.id] = summary.face_frames.get(f.id, 0) + 1
-                    if cfg.blinks:
-                        event = blink.setdefault(f.id, BlinkDetector()).update(
-                            i, expression_cues(f.points).eye_openness)
-                        if event is not None:
-                            summary.blinks.setdefault(f.id, []).append(event)
-                            ended.append({"id": f.id, **event.to_dict()})
-                seen = {f.id for f in faces}
-                for fid, det in blink.items():
-                    if fid not in seen:
-                        det.update(i, None)
+                summary.count_step(time.perf_counter() - t0, tracker.last_step_detected, faces)
+                ended = _blinks(blink, faces, i, summary) if cfg.blinks else []
                 if log is not None:
                     log.write(json.dumps({"frame": i, "time": round(i / fps, 4),
                                           "faces": [face_record(f) for f in faces], "blinks": ended}) + "\n")
