@@ -21,7 +21,6 @@ benchmarks/results/scores.{md,json,png}.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -30,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from facepoints.calibration import (
     ScoreCalibration,
@@ -42,7 +40,7 @@ from facepoints.calibration import (
     reliability,
 )
 from facepoints.card import ModelCard, card_path
-from facepoints.datasets import DatasetSpec, Sample, load_dataset, split_by_group
+from facepoints.datasets import Sample, load_dataset, split_by_group
 from facepoints.detect import box_iou
 from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel
@@ -118,17 +116,16 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], int]] = {
 
 
 def validation_faces(config: Path, limit: int = 0) -> list[Sample]:
-    """The config's held-out validation faces: the groups split_by_group puts on the validation side."""
-    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data = cfg.get("data", {})
-    if data.get("val"):
+    """The config's held-out validation faces: the same split training used (facepoints.trainset)."""
+    from facepoints.recipe import load_train_config
+    from facepoints.trainset import load_samples
+
+    cfg = load_train_config(config)
+    if cfg.data.val:
         raise SystemExit(f"{config} names its own validation sets (data.val); calibrate on those with a config "
                          "whose validation is the held-out split, or extend this script")
-    samples: list[Sample] = []
-    with contextlib.chdir(ROOT):  # paths as training spelt them: the split hashes photo groups by their path
-        for spec in data.get("train", []):
-            samples += load_dataset(DatasetSpec(**spec), policy=data.get("policy", "mask"), progress=False)[0]
-    _, val = split_by_group(samples, float(data.get("val_fraction", 0.1)), int(cfg.get("seed", 0)))
+    samples, _ = load_samples(cfg.data.train, cfg)
+    _, val = split_by_group(samples, cfg.data.val_fraction, cfg.seed)
     return val[:limit] if limit else val
 
 

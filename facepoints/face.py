@@ -36,13 +36,21 @@ def scores_list(scores: np.ndarray) -> list[float | None]:
 
 @dataclass(eq=False)  # identity equality: comparing numpy arrays with == would raise
 class Face:
-    """One face: the box the landmarks were predicted in, its points in image pixels and their confidences."""
+    """One face: the box the landmarks were predicted in, its points in image pixels and how far to trust them.
+
+    With a calibrated model (a card with ``score_calibration``, docs/scores.md)
+    ``scores`` are P(point within 5 % of the eye distance) and ``face_score`` is
+    P(face NME < 10 %); without, ``scores`` are the raw head output and
+    ``face_score`` is None.
+    """
 
     box: np.ndarray  # (4,) float x0, y0, x1, y1: the box of the last landmark pass (tight-box convention)
     points: np.ndarray  # (K, 2) float image pixels (facepoints.geometry convention)
     scores: np.ndarray  # (K,) float in [0, 1]
-    detection_score: float  # the detector's margin; higher is more face-like, not a probability
+    detection_score: float  # the detector's confidence; higher is more face-like
     scheme: PointScheme | None = field(default=None, repr=False)  # the points' scheme, when known
+    face_score: float | None = None  # P(the fit is good: face NME < 10 %), from a calibrated model
+    doubtful: bool = False  # face_score below the threshold chosen on validation faces
 
     def converted(self, target: PointScheme | str) -> Face:
         """The same face in another point scheme (``schemes.convert_points``); a derived score is its sources' lowest."""
@@ -62,7 +70,7 @@ class Face:
                        points=(np.asarray(self.points, dtype=np.float64) + 0.5) * scale - 0.5)
 
     def to_dict(self, scheme: PointScheme | str | None = None) -> dict:
-        """``{"box", "detection_score", "points", "scores"}``, in ``scheme`` when given (else the face's own)."""
+        """``{"box", "detection_score", "points", "scores", "face_score", "doubtful"}``, in ``scheme`` when given."""
         face = self if scheme is None or (self.scheme is not None and _name(scheme) == self.scheme.name) \
             else self.converted(scheme)
         return {
@@ -70,6 +78,8 @@ class Face:
             "detection_score": rounded(face.detection_score, 4),
             "points": points_list(face.points),
             "scores": scores_list(face.scores),
+            "face_score": None if face.face_score is None else rounded(face.face_score, 4),
+            "doubtful": bool(face.doubtful),
         }
 
 

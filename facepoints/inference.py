@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
 from facepoints.detect import BoxMaps, FaceDetector
 from facepoints.face import Face
@@ -146,6 +147,8 @@ class LandmarkModel:
         self.context: float = card.context
         self.convention = convention or next(iter(card.conventions), "")
         self._shift = self._convention_shift(self.convention)
+        # None: scores stay the raw head output (set it to None to get raw scores from a calibrated model)
+        self.calibration: ScoreCalibration | None = self._read_calibration()
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if refine < 0:
@@ -176,6 +179,29 @@ class LandmarkModel:
             if isinstance(got, int) and got != want:
                 raise ModelError(f"{self.path}: the model's input {what} is {got} but its sidecar says {want}")
         return shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+
+    def _read_calibration(self) -> ScoreCalibration | None:
+        if not self.card.score_calibration:
+            return None
+        try:
+            cal = ScoreCalibration.from_dict(self.card.score_calibration,
+                                             f"model card of {self.path.name}: score_calibration")
+        except CalibrationError as e:
+            raise ModelError(str(e)) from None
+        if cal.num_points != self.scheme.num_points:
+            raise ModelError(f"model card of {self.path.name}: score_calibration is for {cal.num_points} points, "
+                             f"the scheme has {self.scheme.num_points}; re-run benchmarks/calibrate_scores.py")
+        return cal
+
+    def _faces(self, boxes: np.ndarray, points: np.ndarray, raw: np.ndarray, detection: list[float]) -> list[Face]:
+        """Faces with calibrated point scores, a face score and the doubtful flag when the card has a calibration."""
+        if self.calibration is None:
+            return [Face(boxes[i], points[i], raw[i], detection[i], self.scheme) for i in range(len(boxes))]
+        probs = self.calibration.point_probabilities(raw)
+        face = self.calibration.face_scores(probs)
+        doubtful = self.calibration.doubtful(face)
+        return [Face(boxes[i], points[i], probs[i], detection[i], self.scheme, float(face[i]), bool(doubtful[i]))
+                for i in range(len(boxes))]
 
     def _convention_shift(self, name: str) -> np.ndarray | None:
         """Normalised-crop shift from the default output to another annotation convention the model learned."""
@@ -220,6 +246,8 @@ class LandmarkModel:
         img = as_rgb(image, max_pixels=self.max_pixels)
         h, w = img.shape[:2]
         points, scores = self._predict(img, check_boxes(boxes, (w, h)))
+        if self.calibration is not None:
+            scores = self.calibration.point_probabilities(scores)
         return clip_to_image(points, w, h), scores
 
     def _predict(self, img: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +322,7 @@ class LandmarkModel:
             points[good], scores[good] = self._predict(img, boxes[good])
         h, w = img.shape[:2]
         points = clip_to_image(points, w, h)
-        return [Face(boxes[i], points[i], scores[i], float(d.score), self.scheme) for i, d in enumerate(detections)]
+        return self._faces(boxes, points, scores, [float(d.score) for d in detections])
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

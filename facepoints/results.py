@@ -3,7 +3,7 @@
 CSV columns (one row per face; a photo without faces or that was skipped
 gets one row with empty face fields and the reason in ``error``)::
 
-    file, face, width, height, box_x0, box_y0, box_x1, box_y1, detection_score,
+    file, face, width, height, box_x0, box_y0, box_x1, box_y1, detection_score, face_score, doubtful,
     p0_x, p0_y, p0_score, p1_x, ..., p{K-1}_score, error
 
 Every column name is unique, so pandas and spreadsheets read it as it is.
@@ -74,7 +74,8 @@ class JsonlWriter:
 
 
 def csv_header(k: int) -> list[str]:
-    head = ["file", "face", "width", "height", "box_x0", "box_y0", "box_x1", "box_y1", "detection_score"]
+    head = ["file", "face", "width", "height", "box_x0", "box_y0", "box_x1", "box_y1", "detection_score",
+            "face_score", "doubtful"]
     return head + [f"p{i}_{c}" for i in range(k) for c in ("x", "y", "score")] + ["error"]
 
 
@@ -90,10 +91,12 @@ class CsvWriter:
         faces = record.get("faces") or []
         if not faces:
             error = record.get("error") or ("no face found" if "faces" in record else "")
-            self.csv.writerow([record["file"], "", *size, *[""] * (5 + 3 * self.k), error])
+            self.csv.writerow([record["file"], "", *size, *[""] * (7 + 3 * self.k), error])
         for j, face in enumerate(faces):
             cells = [c for (x, y), s in zip(face["points"], face["scores"]) for c in (x, y, s)]
-            self.csv.writerow([record["file"], j, *size, *face["box"], face["detection_score"], *cells, ""])
+            face_score = "" if face.get("face_score") is None else face["face_score"]
+            self.csv.writerow([record["file"], j, *size, *face["box"], face["detection_score"], face_score,
+                               int(bool(face.get("doubtful"))), *cells, ""])
         self.stream.flush()
 
     def close(self, meta: dict, records_key: str) -> None:

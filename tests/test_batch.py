@@ -122,7 +122,8 @@ def test_resume_cuts_a_partial_last_line_before_appending(tmp_path: Path, model)
 def test_csv_columns_are_unique_and_documented() -> None:
     header = csv_header(68)
     assert len(header) == len(set(header))
-    assert header[4:12] == ["box_x0", "box_y0", "box_x1", "box_y1", "detection_score", "p0_x", "p0_y", "p0_score"]
+    assert header[4:14] == ["box_x0", "box_y0", "box_x1", "box_y1", "detection_score", "face_score", "doubtful",
+                            "p0_x", "p0_y", "p0_score"]
     import facepoints.results
 
     assert "p0_x, p0_y, p0_score" in facepoints.results.__doc__

@@ -93,10 +93,10 @@ def test_detect_jsonl_streams_and_resumes(tmp_path: Path) -> None:
     _ok(["detect", folder, "--out", tmp_path / "csv", "--format", "csv", "--no-draw"])
     rows = (tmp_path / "csv" / "results.csv").read_text().strip().splitlines()
     header = rows[0].split(",")
-    assert len(rows) == 4 and header[:9] == ["file", "face", "width", "height", "box_x0", "box_y0", "box_x1",
-                                             "box_y1", "detection_score"]
-    assert header[9:12] == ["p0_x", "p0_y", "p0_score"] and header[-1] == "error"
-    assert len(set(header)) == len(header) == 9 + 68 * 3 + 1  # unique names: pandas reads no "x0.1"
+    assert len(rows) == 4 and header[:11] == ["file", "face", "width", "height", "box_x0", "box_y0", "box_x1",
+                                             "box_y1", "detection_score", "face_score", "doubtful"]
+    assert header[11:14] == ["p0_x", "p0_y", "p0_score"] and header[-1] == "error"
+    assert len(set(header)) == len(header) == 11 + 68 * 3 + 1  # unique names: pandas reads no "x0.1"
     assert all(len(r.split(",")) == len(header) for r in rows)
 
 

@@ -419,7 +419,8 @@ def test_a_face_record_is_one_dict_in_any_scheme(toy: Path) -> None:
     pts, scores = model.landmarks_with_scores(textured(), [[20, 30, 120, 150]])
     face = Face(np.array([20.0, 30, 120, 150]), pts[0], scores[0], float("nan"), model.scheme)
     rec = face.to_dict()
-    assert list(rec) == ["box", "detection_score", "points", "scores"] and rec["detection_score"] is None
+    assert list(rec) == ["box", "detection_score", "points", "scores", "face_score", "doubtful"]
+    assert rec["detection_score"] is None and rec["face_score"] is None and rec["doubtful"] is False
     assert len(rec["points"]) == K and rec["points"][0] == [round(float(v), 2) for v in pts[0, 0]]
     five = face.to_dict("five")
     expected, _ = convert_points(pts[0], None, "ibug68", "five")

@@ -9,6 +9,7 @@ solution) report ``null`` instead of failing the whole photo.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def face_record(face: Face, image_size: tuple[int, int] | None, model_scheme: Po
     """
     scheme = face.scheme or model_scheme
     if face.scheme is None and scheme is not None:
-        face = Face(face.box, face.points, face.scores, face.detection_score, scheme)
+        face = replace(face, scheme=scheme)
     rec = face.to_dict(out_scheme)
     rec["pose"] = rec["expression"] = None
     if scheme is not None and scheme.name == POSE_SCHEME:
