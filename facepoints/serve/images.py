@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import cv2
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
@@ -25,10 +26,10 @@ from facepoints.serve.common import ApiError, Limits
 SUPPORTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "TIFF": "TIFF"}
 DRAFT_FORMATS = {"JPEG", "MPO"}  # decoders that can decode reduced (DCT scaling)
 DOUBLE_BUFFERED = {"WEBP", "TIFF"}  # decoders that fill a buffer of their own before Pillow's image
-GLOBAL_SCALE_MODES = {"I", "F"}  # as_rgb scales these by the image's maximum: convert whole, not in strips
+STRIP_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "P", "PA", "1"}  # Pillow cannot reduce these: convert in strips
 STRIP_PIXELS = 2_000_000  # source pixels per strip when averaging: bounds the temporaries
 # bytes per pixel beyond the native decode: the RGB result and its upright copy, then what each job adds
-JOB_BYTES_PER_PIXEL = {"landmarks": 8, "render": 24}
+JOB_BYTES_PER_PIXEL = {"landmarks": 20, "render": 36}
 # EXIF orientation -> the numpy view that makes the photo upright (what ImageOps.exif_transpose does)
 UPRIGHT = {
     2: lambda a: a[:, ::-1],
@@ -140,27 +141,37 @@ def _orientation(im: Image.Image) -> int:
 
 
 def _average_strips(im: Image.Image, r: int) -> np.ndarray:
-    """RGB uint8 of ``im`` reduced by ``r`` (mean of r x r blocks, edges replicated), converted strip by strip."""
+    """RGB uint8 of ``im`` reduced by ``r`` (mean of r x r blocks, edges replicated), converted strip by strip.
+
+    For modes Pillow cannot reduce (16-bit grey, palettes, bilevel), whose
+    whole-image conversion would cost several times the native decode.
+    """
     w, h = im.size
     ow, oh = math.ceil(w / r), math.ceil(h / r)
     out = np.empty((oh, ow, 3), np.uint8)
     rows = max(1, STRIP_PIXELS // (w * r)) * r  # source rows per strip, a multiple of r
     for y in range(0, h, rows):
-        strip = as_rgb(im.crop((0, y, w, min(h, y + rows))))
-        sh = math.ceil(strip.shape[0] / r) * r
-        if sh != strip.shape[0] or ow * r != w:
-            strip = np.pad(strip, ((0, sh - strip.shape[0]), (0, ow * r - w), (0, 0)), mode="edge")
-        total = strip.reshape(sh // r, r, ow, r, 3).sum(axis=(1, 3), dtype=np.uint32)
-        out[y // r: y // r + sh // r] = ((total + r * r // 2) // (r * r)).astype(np.uint8)
+        part = im.crop((0, y, w, min(h, y + rows)))
+        # 16-bit grey is averaged as 16 bits, then scaled once; the rest as RGB
+        strip = np.asarray(part).astype(np.uint16) if im.mode.startswith("I;16") else as_rgb(part)
+        if r > 1:
+            sh = math.ceil(strip.shape[0] / r) * r
+            if sh != strip.shape[0] or ow * r != w:
+                pad = [(0, sh - strip.shape[0]), (0, ow * r - w)] + [(0, 0)] * (strip.ndim - 2)
+                strip = np.pad(strip, pad, mode="edge")
+            strip = cv2.resize(strip, (ow, sh // r), interpolation=cv2.INTER_AREA)
+        out[y // r: y // r + strip.shape[0]] = as_rgb(strip)
     return out
 
 
 def _pixels(im: Image.Image, r: int) -> np.ndarray:
-    if r == 1 and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return as_rgb(im)  # exactly what the library computes
-    if im.mode in GLOBAL_SCALE_MODES:
-        return as_rgb(im.reduce(r) if r > 1 else im)
-    return _average_strips(im, r)
+    """RGB uint8 reduced by ``r``, with as few full-size copies as each mode allows."""
+    if im.mode in STRIP_MODES:
+        return _average_strips(im, r)
+    small = im.reduce(r) if r > 1 else im
+    if small.mode == "RGB":
+        return np.asarray(small)
+    return as_rgb(small)  # the library's conversion (alpha on white, CMYK, 32-bit scaling)
 
 
 def decode_photo(source: BinaryIO, limits: Limits) -> Decoded:

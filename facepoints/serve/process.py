@@ -1,5 +1,6 @@
 """Running the service: uvicorn configured with the guards and limits, in this process or a child one."""
 
+import json
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 
 from fastapi import FastAPI
 
@@ -46,17 +48,21 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def serve_in_background(*args: str, host: str = "127.0.0.1", port: int | None = None,
-                        timeout: float = 60.0) -> Iterator[str]:
+def serve_in_background(*args: str, host: str = "127.0.0.1", port: int | None = None, timeout: float = 60.0,
+                        limits: Limits | None = None) -> Iterator[str]:
     """Run ``facepoints serve`` in a child process on a loopback port and yield its base URL.
 
     A real process (not an in-process client) so tests and the load benchmark
-    see what users get: uvicorn, sockets, the CLI's options. Extra ``args`` go
-    to the command line. The child is stopped on exit, however the block ends.
+    see what users get: uvicorn, sockets, the CLI's options, the process's own
+    memory. Extra ``args`` go to the command line; ``limits`` (all of them, as
+    JSON) bypass the CLI's options. The child is stopped on exit, however the block ends.
     """
     port = port or free_port(host)
-    cmd = [sys.executable, "-m", "facepoints.cli", "serve", "--host", host, "--port", str(port),
-           "--log-level", "warning", *args]
+    if limits is None:
+        cmd = [sys.executable, "-m", "facepoints.cli", "serve", "--host", host, "--port", str(port),
+               "--log-level", "warning", *args]
+    else:
+        cmd = [sys.executable, "-m", "facepoints.serve.process", host, str(port), json.dumps(asdict(limits)), *args]
     url = f"http://{host}:{port}"
     # a file, not a pipe: nobody reads a pipe while the server runs, and a full one would block the child
     with tempfile.TemporaryFile(mode="w+") as output:
@@ -91,3 +97,13 @@ def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, output) -> 
             raise TimeoutError(f"the service did not answer on {url} within {timeout:.0f} s")
         time.sleep(0.2)
 
+
+
+def main(argv: list[str]) -> None:
+    """``python -m facepoints.serve.process HOST PORT LIMITS_JSON [MODEL]``: a server with any limits, for tests."""
+    host, port, limits = argv[0], int(argv[1]), Limits(**json.loads(argv[2]))
+    run(host, port, model=argv[3] if len(argv) > 3 else None, limits=limits, log_level="warning")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

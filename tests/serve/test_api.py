@@ -6,11 +6,9 @@ import io
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,85 +17,10 @@ from PIL import Image
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from facepoints.cli import sample_image_path
-from facepoints.inference import LandmarkModel, load, read_image, resolve_model
+from facepoints.inference import LandmarkModel, resolve_model
 from facepoints.schemes import load_scheme
-from facepoints.serve import Limits, create_app, free_port, serve_in_background
-
-ROOT = Path(__file__).resolve().parents[1]
-ASTRONAUT = sample_image_path().read_bytes()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """`facepoints serve` as users start it, in a child process."""
-    with serve_in_background() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def model() -> LandmarkModel:
-    return load()
-
-
-@pytest.fixture(scope="module")
-def reference(model: LandmarkModel):
-    (face,) = model.detect(read_image(sample_image_path()))
-    return face
-
-
-class SlowModel(LandmarkModel):
-    """The real model, slowed down so that timing-dependent behaviour is deterministic."""
-
-    delay = 0.6
-
-    def detect(self, image):
-        time.sleep(self.delay)
-        return super().detect(image)
-
-
-@pytest.fixture
-def in_thread_server():
-    """A real uvicorn server in this process, for apps built with custom models or limits."""
-    servers = []
-
-    def start(app) -> str:
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        srv = uvicorn.Server(config)
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not srv.started:
-            assert time.monotonic() < deadline, "in-thread server did not start"
-            time.sleep(0.05)
-        servers.append((srv, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for srv, thread in servers:
-        srv.should_exit = True
-        thread.join(timeout=10)
-
-
-def post(url: str, path: str, data: bytes, name: str = "photo.jpg", **params) -> httpx.Response:
-    return httpx.post(f"{url}{path}", params=params, files={"image": (name, data, "application/octet-stream")},
-                      timeout=60)
-
-
-def assert_error(r: httpx.Response, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    err = r.json()["error"]
-    assert err["code"] == code and err["message"], err
-    return err
-
-
-def png_bytes(image: Image.Image, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=kw.pop("format", "PNG"), **kw)
-    return buf.getvalue()
-
+from facepoints.serve import Limits, create_app
+from tests.serve.helpers import ASTRONAUT, ROOT, SlowModel, assert_error, png_bytes, post
 
 # ---------------------------------------------------------------- service basics
 
