@@ -22,7 +22,8 @@ from facepoints.serve.memory import ByteBudget
 
 SPOOL_BYTES = 1 * MB  # Starlette keeps a multipart file part in memory up to this size, then on disk
 MULTIPART_OVERHEAD = 64 * 1024  # boundary lines and part headers around the file in a multipart body
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 503: "Service Unavailable"}
+REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
+           503: "Service Unavailable"}
 
 
 def json_response_bytes(status: int, body: dict) -> bytes:
@@ -53,6 +54,11 @@ class BodyGuard:
         self.max_bytes = limits.max_upload_bytes + MULTIPART_OVERHEAD
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and sum(len(k) + len(v) for k, v in scope["headers"]) > self.limits.max_header_bytes:
+            # uvicorn's own limit only catches heads that arrive in pieces
+            await send_json(send, 431, error_body("headers_too_large", "the request headers are longer than "
+                                                                       f"{self.limits.max_header_bytes} bytes"))
+            return
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
