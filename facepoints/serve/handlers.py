@@ -55,7 +55,8 @@ def install_docs(app: FastAPI) -> None:
         return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - API",
                                    swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no badge from an online validator
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:

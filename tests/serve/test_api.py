@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,19 @@ def test_healthz_models_and_openapi_docs(server: str) -> None:
     assert page.status_code == 200 and "<label for=\"file\"" in page.text
     assert httpx.get(f"{server}/static/app.js").status_code == 200
     assert_error(httpx.get(f"{server}/no/such/page"), 404, "not_found")
+
+
+def test_api_docs_load_nothing_from_other_hosts(server: str) -> None:
+    """/docs and /redoc worked only online (Swagger UI from a CDN); their scripts and styles now come from here."""
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{server}{page}").text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and not re.search(r"https?://|//cdn", html), html
+        for asset in assets:
+            assert asset.startswith("/") and not asset.startswith("//"), asset
+            r = httpx.get(f"{server}{asset}")
+            assert r.status_code == 200 and len(r.content) > 1000, asset
+    assert "SwaggerUIBundle" in httpx.get(f"{server}/static-docs/swagger-ui-bundle.js").text[:5000]
 
 
 def test_landmarks_on_the_sample_photo(server: str, reference) -> None:
@@ -216,9 +230,12 @@ def test_serve_command_help_and_bad_options() -> None:
 
 
 def test_load_benchmark_runs_against_the_server(server: str) -> None:
+    """The benchmark on a small setting: every answer right, and the server's peak RSS under the stated ceiling."""
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load.py"), "--url", server, "--requests", "6",
-                           "--concurrency", "6", "--no-write"], check=False, capture_output=True, text=True,
-                          timeout=180)
+                           "--concurrency", "6", "--heavy", "1", "--no-write"], check=False, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["errors"] == 0 and summary["ok"] == 6 and summary["requests_per_s"] > 0
+    assert summary["heavy"] == 1 and summary["within_ceiling"] is True
+    assert summary["idle_rss_mb"] < summary["peak_rss_mb"] <= summary["rss_ceiling_mb"], summary
