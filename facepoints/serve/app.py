@@ -321,7 +321,8 @@ async def run_job(request: Request, image: UploadFile, job: Callable[..., Any], 
             raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes)")
         if size > limits.max_upload_bytes:
             raise ApiError(413, "too_large", f"the upload is {size} bytes; the limit is {limits.max_upload_bytes}")
-        cost = read_header(image.file, limits).cost(limits, kind)
+        header = await anyio.to_thread.run_sync(read_header, image.file, limits)  # file I/O: off the event loop
+        cost = header.cost(limits, kind)
         fn = partial(_run_and_trim, partial(job, state.registry, image.file, limits, stop=stop, **kw), cost)
         result, error = None, None
         async with anyio.create_task_group() as tg:

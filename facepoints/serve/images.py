@@ -192,6 +192,9 @@ def decode_photo(source: BinaryIO, limits: Limits) -> Decoded:
             rgb = _pixels(im, rest)
         except ImageError as e:
             raise ApiError(400, "corrupt_image", str(e)) from None
+        except (ValueError, TypeError, KeyError, OSError) as e:  # exotic pixel layouts (TIFF's signed, 32-bit ...)
+            raise ApiError(415, "unsupported_format", f"cannot convert a {header.format} image of pixel mode "
+                                                      f"{im.mode} to RGB ({e}); save it as 8-bit RGB") from None
     if orientation in UPRIGHT:
         rgb = np.ascontiguousarray(UPRIGHT[orientation](rgb))
     w, h = (header.height, header.width) if orientation in (5, 6, 7, 8) else (header.width, header.height)

@@ -139,3 +139,18 @@ def test_exif_orientation_matches_pillow(orientation: int) -> None:
     expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))).convert("RGB"))
     assert np.array_equal(decoded.image, expected)
     assert (decoded.width, decoded.height) == (expected.shape[1], expected.shape[0])
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGBA", "CMYK", "I", "F", "I;16", "RGB"])
+def test_photos_under_the_work_size_decode_exactly_as_the_library_reads_them(mode: str, tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    if mode == "I;16":
+        photo = Image.fromarray(rng.integers(0, 65535, (61, 83)).astype(np.uint16))
+    else:
+        photo = Image.fromarray(rng.integers(0, 255, (61, 83, 3), dtype=np.uint8)).convert(mode)
+    path = tmp_path / "photo.tiff"
+    photo.save(path)
+    decoded = decode_photo(io.BytesIO(path.read_bytes()), Limits())
+    assert decoded.factor == 1 and np.array_equal(decoded.image, read_image(path))
+    reduced = decode_photo(io.BytesIO(path.read_bytes()), Limits(work_pixels=1000))
+    assert reduced.factor == 3 and reduced.image.shape == (21, 28, 3) and reduced.image.dtype == np.uint8
