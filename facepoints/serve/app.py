@@ -432,7 +432,8 @@ def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limit
                 "memory": {"rss_bytes": rss, "peak_rss_bytes": peak,
                            "decode_budget_used": state.decode_budget.used,
                            "decode_budget_peak": state.decode_budget.peak,
-                           "body_budget_used": state.body_budget.used}}
+                           "body_budget_used": state.body_budget.used,
+                           "body_budget_peak": state.body_budget.peak}}
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

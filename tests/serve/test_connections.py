@@ -6,18 +6,22 @@ time; the servers are real uvicorn servers with the service's protocol.
 
 from __future__ import annotations
 
+import io
 import json
 import select
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import httpx
+import numpy as np
+from PIL import Image
 
 from facepoints.inference import resolve_model
 from facepoints.serve import Limits, create_app
-from tests.serve.helpers import ASTRONAUT, SlowModel, assert_error, post
+from tests.serve.helpers import ASTRONAUT, SlowModel, assert_error, png_bytes, post
 
 BOUNDARY = "xyz"
 GIVE_UP = 30.0  # seconds: no test loop runs longer than this
@@ -186,3 +190,19 @@ def test_guard_refusals_are_json(server: str) -> None:
     status, body = parse(read_all(s))
     assert status == 413 and body["error"]["code"] == "too_large"
     assert_error(httpx.post(f"{server}/v1/landmarks", files={"image": ("a.jpg", b"")}), 400, "empty_file")
+
+
+def test_request_bodies_are_admitted_by_the_memory_they_hold(in_thread_server) -> None:
+    """Six concurrent ~470 KB uploads against a body budget that holds two: they queue, none is lost or refused."""
+    limits = Limits(body_budget_bytes=1_300_000, workers=2)
+    url = in_thread_server(create_app(SlowModel(resolve_model(None)), limits=limits))
+    photo = Image.open(io.BytesIO(ASTRONAUT)).convert("RGB")
+    noisy = np.asarray(photo).astype(np.int16) + np.random.default_rng(0).integers(-3, 4, (512, 512, 3))
+    upload = png_bytes(Image.fromarray(noisy.clip(0, 255).astype(np.uint8)))
+    assert 2 * len(upload) < limits.body_budget_bytes < 3 * len(upload)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: post(url, "/v1/landmarks", upload, "noisy.png"), range(6)))
+    assert [a.status_code for a in answers] == [200] * 6, [a.text[:200] for a in answers]
+    assert all(len(a.json()["faces"]) == 1 for a in answers)
+    memory = httpx.get(f"{url}/healthz").json()["memory"]
+    assert 0 < memory["body_budget_peak"] <= limits.body_budget_bytes and memory["body_budget_used"] == 0
