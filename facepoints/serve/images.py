@@ -67,7 +67,8 @@ class Header:
             native = math.ceil(self.width / _draft_scale(r)) * math.ceil(self.height / _draft_scale(r))
         native_bytes = native * _bytes_per_pixel(self.mode) * (2 if self.format in DOUBLE_BUFFERED else 1)
         work = math.ceil(self.width / r) * math.ceil(self.height / r)
-        return native_bytes + work * JOB_BYTES_PER_PIXEL.get(job, 24) + STRIP_PIXELS * 20
+        strips = min(self.pixels, STRIP_PIXELS) * 20 if self.mode in STRIP_MODES else 0
+        return native_bytes + work * JOB_BYTES_PER_PIXEL.get(job, 36) + strips
 
 
 @dataclass(frozen=True)
