@@ -62,7 +62,7 @@ def serve_in_background(*args: str, host: str = "127.0.0.1", port: int | None = 
         cmd = [sys.executable, "-m", "facepoints.cli", "serve", "--host", host, "--port", str(port),
                "--log-level", "warning", *args]
     else:
-        cmd = [sys.executable, "-m", "facepoints.serve.process", host, str(port), json.dumps(asdict(limits)), *args]
+        cmd = [sys.executable, "-m", "facepoints.serve", host, str(port), json.dumps(asdict(limits)), *args]
     url = f"http://{host}:{port}"
     # a file, not a pipe: nobody reads a pipe while the server runs, and a full one would block the child
     with tempfile.TemporaryFile(mode="w+") as output:
@@ -96,14 +96,3 @@ def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, output) -> 
         if time.monotonic() > deadline:
             raise TimeoutError(f"the service did not answer on {url} within {timeout:.0f} s")
         time.sleep(0.2)
-
-
-
-def main(argv: list[str]) -> None:
-    """``python -m facepoints.serve.process HOST PORT LIMITS_JSON [MODEL]``: a server with any limits, for tests."""
-    host, port, limits = argv[0], int(argv[1]), Limits(**json.loads(argv[2]))
-    run(host, port, model=argv[3] if len(argv) > 3 else None, limits=limits, log_level="warning")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
