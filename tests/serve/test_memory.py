@@ -8,6 +8,7 @@ The servers here are child processes, so their resident memory (reported by
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -154,3 +155,32 @@ def test_photos_under_the_work_size_decode_exactly_as_the_library_reads_them(mod
     assert decoded.factor == 1 and np.array_equal(decoded.image, read_image(path))
     reduced = decode_photo(io.BytesIO(path.read_bytes()), Limits(work_pixels=1000))
     assert reduced.factor == 3 and reduced.image.shape == (21, 28, 3) and reduced.image.dtype == np.uint8
+
+
+def test_bad_large_uploads_are_one_line_json_4xx(server: str) -> None:
+    """Damaged or oversized large photos fail on the reduced-decoding path as cleanly as small ones."""
+    from tests.serve.helpers import assert_error
+
+    for data in (big_png16()[: len(big_png16()) // 2], big_jpeg()[: len(big_jpeg()) // 3]):
+        err = assert_error(post(server, "/v1/landmarks", data, "cut"), 400, "corrupt_image")
+        assert "\n" not in err["message"]
+    huge = io.BytesIO()
+    Image.new("L", (8000, 8000)).save(huge, format="PNG")  # 64 megapixels in 60 KB
+    err = assert_error(post(server, "/v1/render", huge.getvalue(), "huge.png"), 413, "too_many_pixels")
+    assert "8000 x 8000" in err["message"]
+    assert post(server, "/v1/landmarks", ASTRONAUT).status_code == 200
+
+
+def test_clients_gone_in_the_middle_of_the_body_leave_nothing_behind(server: str) -> None:
+    from tests.serve.test_connections import connect, multipart, request_head
+
+    body = multipart(big_jpeg())
+    for cut in (10, len(body) // 2, len(body) - 5):
+        s = connect(server)
+        s.sendall(request_head(len(body)) + body[:cut])
+        s.close()
+    deadline = time.monotonic() + 30
+    while (health := httpx.get(f"{server}/healthz").json())["memory"]["body_budget_used"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health["memory"]["body_budget_used"] == 0 and health["pending"] == 0, health
+    assert post(server, "/v1/landmarks", ASTRONAUT).status_code == 200
