@@ -174,3 +174,29 @@ def test_dropped_non_image_shows_the_error(page) -> None:
     assert "not an image" in page.inner_text("#status")
     assert page.locator("#faces tbody tr").count() == 0
     assert page.get_attribute("#download", "disabled") is not None
+
+
+def test_api_docs_render_without_a_network(browser_context, server: str) -> None:
+    """Swagger UI came from a CDN, so /docs was blank offline; every request it makes must now stay on the server."""
+    page = browser_context.new_page()
+    foreign: list[str] = []
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    try:
+        page.goto(f"{server}/docs")
+        paths = page.locator(".opblock-summary-path")
+        paths.first.wait_for(timeout=TIMEOUT_MS)
+        shown = {paths.nth(i).inner_text().strip() for i in range(paths.count())}
+        assert {"/v1/landmarks", "/v1/render", "/v1/models", "/healthz"} <= shown, shown
+        page.locator(".opblock-summary-path", has_text="/v1/landmarks").click()
+        page.get_by_role("button", name="Try it out").first.wait_for(timeout=TIMEOUT_MS)  # the operation opened
+    finally:
+        page.close()
+    assert foreign == [], f"/docs asked other hosts for {foreign}"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,85 +18,10 @@ from PIL import Image
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from facepoints.cli import sample_image_path
-from facepoints.inference import LandmarkModel, load, read_image, resolve_model
+from facepoints.inference import LandmarkModel, resolve_model
 from facepoints.schemes import load_scheme
-from facepoints.serve import Limits, create_app, free_port, serve_in_background
-
-ROOT = Path(__file__).resolve().parents[1]
-ASTRONAUT = sample_image_path().read_bytes()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """`facepoints serve` as users start it, in a child process."""
-    with serve_in_background() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def model() -> LandmarkModel:
-    return load()
-
-
-@pytest.fixture(scope="module")
-def reference(model: LandmarkModel):
-    (face,) = model.detect(read_image(sample_image_path()))
-    return face
-
-
-class SlowModel(LandmarkModel):
-    """The real model, slowed down so that timing-dependent behaviour is deterministic."""
-
-    delay = 0.6
-
-    def detect(self, image):
-        time.sleep(self.delay)
-        return super().detect(image)
-
-
-@pytest.fixture
-def in_thread_server():
-    """A real uvicorn server in this process, for apps built with custom models or limits."""
-    servers = []
-
-    def start(app) -> str:
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        srv = uvicorn.Server(config)
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not srv.started:
-            assert time.monotonic() < deadline, "in-thread server did not start"
-            time.sleep(0.05)
-        servers.append((srv, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for srv, thread in servers:
-        srv.should_exit = True
-        thread.join(timeout=10)
-
-
-def post(url: str, path: str, data: bytes, name: str = "photo.jpg", **params) -> httpx.Response:
-    return httpx.post(f"{url}{path}", params=params, files={"image": (name, data, "application/octet-stream")},
-                      timeout=60)
-
-
-def assert_error(r: httpx.Response, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    err = r.json()["error"]
-    assert err["code"] == code and err["message"], err
-    return err
-
-
-def png_bytes(image: Image.Image, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=kw.pop("format", "PNG"), **kw)
-    return buf.getvalue()
-
+from facepoints.serve import Limits, create_app
+from tests.serve.helpers import ASTRONAUT, ROOT, SlowModel, assert_error, png_bytes, post
 
 # ---------------------------------------------------------------- service basics
 
@@ -118,6 +42,19 @@ def test_healthz_models_and_openapi_docs(server: str) -> None:
     assert page.status_code == 200 and "<label for=\"file\"" in page.text
     assert httpx.get(f"{server}/static/app.js").status_code == 200
     assert_error(httpx.get(f"{server}/no/such/page"), 404, "not_found")
+
+
+def test_api_docs_load_nothing_from_other_hosts(server: str) -> None:
+    """/docs and /redoc worked only online (Swagger UI from a CDN); their scripts and styles now come from here."""
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{server}{page}").text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and not re.search(r"https?://|//cdn", html), html
+        for asset in assets:
+            assert asset.startswith("/") and not asset.startswith("//"), asset
+            r = httpx.get(f"{server}{asset}")
+            assert r.status_code == 200 and len(r.content) > 1000, asset
+    assert "SwaggerUIBundle" in httpx.get(f"{server}/static-docs/swagger-ui-bundle.js").text[:5000]
 
 
 def test_landmarks_on_the_sample_photo(server: str, reference) -> None:
@@ -293,9 +230,12 @@ def test_serve_command_help_and_bad_options() -> None:
 
 
 def test_load_benchmark_runs_against_the_server(server: str) -> None:
+    """The benchmark on a small setting: every answer right, and the server's peak RSS under the stated ceiling."""
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load.py"), "--url", server, "--requests", "6",
-                           "--concurrency", "6", "--no-write"], check=False, capture_output=True, text=True,
-                          timeout=180)
+                           "--concurrency", "6", "--heavy", "1", "--no-write"], check=False, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["errors"] == 0 and summary["ok"] == 6 and summary["requests_per_s"] > 0
+    assert summary["heavy"] == 1 and summary["within_ceiling"] is True
+    assert summary["idle_rss_mb"] < summary["peak_rss_mb"] <= summary["rss_ceiling_mb"], summary
