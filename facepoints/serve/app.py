@@ -93,67 +93,15 @@ class ModelRegistry:
 # ---------------------------------------------------------------- results
 
 
-def _pose_and_expression(points: np.ndarray, size: tuple[int, int]) -> tuple[dict | None, dict | None]:
-    """Head pose and expression cues of one face; a degenerate face (no pose solution) reports null, not 500."""
-    from facepoints.apps.expression import expression_cues
-    from facepoints.apps.pose import head_pose
-
-    try:
-        pose = head_pose(points, size).to_dict()
-    except ValueError as e:
-        log.warning("no head pose for a face: %s", e)
-        pose = None
-    try:
-        expression = expression_cues(points).to_dict()
-    except ValueError as e:
-        log.warning("no expression cues for a face: %s", e)
-        expression = None
-    return pose, expression
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        return round(v, 4) if np.isfinite(v) else None
-    return value
-
-
-def _convert(points: np.ndarray, scores: np.ndarray, src: PointScheme,
-             dst: PointScheme) -> tuple[np.ndarray, np.ndarray]:
-    """Points and scores in another scheme; a derived point's score is the lowest of its sources'."""
-    if src.name == dst.name:
-        return points, scores
-    groups = dst.derive.get(src.name)
-    if groups is None:
-        raise ApiError(400, "unsupported_scheme", f"cannot convert {src.name} points to {dst.name}")
-    pts = np.stack([points[list(g)].mean(axis=0) for g in groups])
-    return pts, np.array([scores[list(g)].min() for g in groups])
-
-
 def face_record(face: Face, size: tuple[int, int], model_scheme: PointScheme, out_scheme: PointScheme) -> dict:
-    """One face as JSON; pose and expression need the 68 iBUG points, so other schemes report null."""
-    pose = expression = None
-    if model_scheme.name == "ibug68":
-        pose, expression = _pose_and_expression(face.points, size)
-    points, scores = _convert(face.points, face.scores, model_scheme, out_scheme)
-    return {
-        "box": [round(float(v), 2) for v in face.box],
-        "detection_score": round(float(face.detection_score), 4),
-        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
-        "scores": [round(float(s), 4) for s in scores],
-        "pose": _jsonable(pose),
-        "expression": _jsonable(expression),
-    }
+    """The one face record (``apps.record``); a scheme the points cannot be converted to is the client's 400."""
+    from facepoints.apps.record import face_record as record
+
+    try:
+        return record(face, size, model_scheme, out_scheme)
+    except SchemeError:
+        raise ApiError(400, "unsupported_scheme", f"cannot convert {model_scheme.name} points to {out_scheme.name}") \
+            from None
 
 
 def detect_faces(model: LandmarkModel, lock: threading.Lock, image: np.ndarray,
@@ -273,9 +221,11 @@ def _run_and_trim(fn: Callable[[], Any], cost: int) -> Any:
 
 class FaceOut(BaseModel):
     box: list[float]
-    detection_score: float
+    detection_score: float | None
     points: list[list[float]]
     scores: list[float]
+    face_score: float | None = None
+    doubtful: bool = False
     pose: dict[str, Any] | None = None
     expression: dict[str, Any] | None = None
 
