@@ -93,6 +93,9 @@ def _predict_many(model: LandmarkModel, images: Sequence[np.ndarray],
         return [np.zeros((0, k, 2)) for _ in boxes], [np.zeros((0, k)) for _ in boxes]
     x = np.stack([p[0] for p in prepared]).astype(np.float32, copy=False)
     norm, scores = model._run(x)
+    shift = getattr(model, "_shift", None)  # a model's other annotation convention, as LandmarkModel._predict adds
+    if shift is not None and norm.shape[1:] == shift.shape:
+        norm = norm + shift
     if norm.shape != (len(x), k, 2) or scores.shape != (len(x), k):
         raise ValueError(f"{model.path}: outputs {norm.shape} and {scores.shape} do not fit {len(x)} faces of "
                          f"scheme {model.scheme.name}")
@@ -230,13 +233,14 @@ class ParquetSummary:
 
 
 def summarise(out: str) -> ParquetSummary:
-    """Read back only the file, face and error columns, so the summary costs little even for millions of rows."""
-    ray = _import_ray()
+    """Read back only the file, face and error columns (on the driver, with pyarrow: local, NFS or s3://),
+    so the summary costs little even for millions of rows and starts no Ray workers."""
+    import pyarrow.dataset as pads
+
     summary = ParquetSummary(out=out)
-    ds = ray.data.read_parquet(out).select_columns(["file", "face", "faces", "error"])
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=65536):
+    for batch in pads.dataset(out, format="parquet").to_batches(columns=["file", "face", "error"]):
         cols = batch.to_pydict()
-        for file, face, faces, error in zip(cols["file"], cols["face"], cols["faces"], cols["error"]):
+        for file, face, error in zip(cols["file"], cols["face"], cols["error"]):
             if error is not None:
                 summary.photos += 1
                 summary.failed.append((file, error))
@@ -265,12 +269,14 @@ def detect_to_parquet(paths: Sequence[str], out: str, *, model: str | None = Non
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
     exts = [s.lstrip(".") for s in IMAGE_SUFFIXES]
     # Reading bytes and writing Parquet cost little next to detection; at 1 CPU each they would wait
-    # for CPUs the actors hold and the job would stall, so they reserve none.
-    ds = ray.data.read_binary_files(list(paths), include_paths=True, file_extensions=exts, num_cpus=0)
+    # for CPUs the actors hold and the job would stall, so they reserve none, and as many run at once
+    # as there are actors (not one worker process per file).
+    ds = ray.data.read_binary_files(list(paths), include_paths=True, file_extensions=exts, num_cpus=0,
+                                    concurrency=concurrency)
     ds = ds.map_batches(FaceLandmarks, fn_constructor_kwargs={"model": model, "threads": threads},
                         compute=ray.data.ActorPoolStrategy(size=concurrency), batch_size=batch_size,
                         num_cpus=threads)
-    ds.write_parquet(out, ray_remote_args={"num_cpus": 0})
+    ds.write_parquet(out, ray_remote_args={"num_cpus": 0}, concurrency=concurrency)
     return summarise(out)
 
 

@@ -40,7 +40,7 @@ def _rotated_by_exif(src: Path, dst: Path) -> None:
     with Image.open(src) as im:
         exif = Image.Exif()
         exif[0x0112] = 6
-        im.transpose(Image.Transpose.ROTATE_270).save(dst, quality=95, exif=exif)
+        im.transpose(Image.Transpose.ROTATE_90).save(dst, quality=95, exif=exif)
 
 
 def _group_scenes(real_data: Path, count: int) -> list[Path]:

@@ -1,0 +1,62 @@
+"""Where a published figure came from: the command, the commit, the versions and the CPU.
+
+Every results file embeds this block, so a figure can be reproduced, and a
+changed runtime (onnxruntime's 1.32 moved the int8 model's points) is visible.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("onnxruntime", "opencv-python-headless", "numpy", "torch", "pillow", "albumentations", "dlib-bin")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("+uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def provenance(command: str | None = None) -> dict:
+    """The block every results file records."""
+    cmd = command or "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *sys.argv[1:]])
+    return {"command": cmd, "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpu": _cpu(), "versions": versions()}
+
+
+def markdown(p: dict) -> str:
+    v = ", ".join(f"{k} {val}" for k, val in p["versions"].items())
+    return (f"Command: `{p['command']}`  \nCommit: `{p['commit']}`, {p['date']}  \nCPU: {p['cpu']}  \n"
+            f"Versions: {v}")
