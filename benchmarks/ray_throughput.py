@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import markdown, provenance  # noqa: E402
+from provenance import markdown, provenance
 
 DATA = Path(os.environ.get("FACEPOINTS_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results"
@@ -74,7 +74,8 @@ def on_ray(files: list[Path], cpus: int, batch_size: int, pin: bool) -> dict:
             seconds = time.perf_counter() - t
     finally:
         ray.shutdown()
-    return {"cpus": cpus, "pinned": pin, "photos": summary.photos, "faces": summary.faces, "failed": len(summary.failed),
+    return {"cpus": cpus, "pinned": pin, "photos": summary.photos, "faces": summary.faces,
+            "failed": len(summary.failed),
             "seconds": round(seconds, 2), "photos_per_s": round(summary.photos / seconds, 2),
             "photos_per_s_per_core": round(summary.photos / seconds / cpus, 2),
             "faces_per_s": round(summary.faces / seconds, 2)}
@@ -100,8 +101,8 @@ def write(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ray_throughput.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     lines = ["# Ray Data throughput per core", "", markdown(results["provenance"]), "",
-             f"Ray {results['ray']}; load average before the run: {results['load_before']} "
-             f"({results['note']})", "",
+             (f"Ray {results['ray']}; load average before the run: {results['load_before']} "
+             f"({results['note']})"), "",
              "| photos | path | cores | photos | faces | seconds | photos/s | photos/s per core | faces/s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, rows in results["sets"].items():
@@ -112,9 +113,9 @@ def write(results: dict) -> None:
             how = f"Ray Data, {r['cpus']} actor(s)" + (", pinned" if r["pinned"] else "")
             lines.append(f"| {name} | {how} | {r['cpus']} | {r['photos']} | {r['faces']} | "
                          f"{r['seconds']} | {r['photos_per_s']} | {r['photos_per_s_per_core']} | {r['faces_per_s']} |")
-    lines += ["", "Ray times run from the start of the job to its Parquet summary (reading, detection, writing, "
+    lines += ["", ("Ray times run from the start of the job to its Parquet summary (reading, detection, writing, "
               "reading back the summary columns; actor start-up included, `ray.init` excluded). The single-process "
-              "row is the detection loop alone, after one warm-up photo."]
+              "row is the detection loop alone, after one warm-up photo.")]
     (RESULTS / "ray_throughput.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

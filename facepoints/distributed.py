@@ -7,9 +7,9 @@ rotation, alpha on white), the same detector, box map and re-crops; only the
 landmark passes are batched across the photos of a Ray batch.
 
     import ray, facepoints.distributed as fd
-    ds = ray.data.read_binary_files("photos/", include_paths=True)   # or read_images(..., include_paths=True, mode="RGB")
-    ds.map_batches(fd.FaceLandmarks, fn_constructor_kwargs={"model": None}, concurrency=2, batch_size=16,
-                   num_cpus=1).write_parquet("out/")
+    ds = ray.data.read_binary_files("photos/", include_paths=True, num_cpus=0)  # or read_images(...)
+    ds.map_batches(fd.FaceLandmarks, fn_constructor_kwargs={"model": None}, batch_size=16, num_cpus=1,
+                   compute=ray.data.ActorPoolStrategy(size=2)).write_parquet("out/", ray_remote_args={"num_cpus": 0})
 
 or ``fd.detect_to_parquet(["photos/"], "out/")`` (also ``python -m facepoints.distributed``).
 Ray and pyarrow are imported only when used (``pip install "facepoints[ray]"``);
@@ -253,15 +253,30 @@ def summarise(out: str) -> ParquetSummary:
     return summary
 
 
+def _holds_files(out: str) -> bool:
+    import pyarrow.fs as pafs
+
+    if "://" in out:
+        fs, path = pafs.FileSystem.from_uri(out)
+    else:
+        fs, path = pafs.LocalFileSystem(), os.path.abspath(out)
+    return bool(fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)))
+
+
 def detect_to_parquet(paths: Sequence[str], out: str, *, model: str | None = None, concurrency: int | None = None,
-                      batch_size: int = 16, threads: int = 1, address: str | None = None) -> ParquetSummary:
+                      batch_size: int = 16, threads: int = 1, address: str | None = None,
+                      overwrite: bool = False) -> ParquetSummary:
     """Every face in the photos under ``paths`` (local, NFS, ``s3://``...) to Parquet files in ``out``.
 
     Joins the Ray cluster at ``address`` (else ``RAY_ADDRESS``, else starts a
     local one). ``concurrency`` actors (default: one per ``threads`` CPUs of the
     cluster) each hold one model; ``model`` must be a shipped name or a path that
-    exists on every node.
+    exists on every node. An ``out`` that already holds files is refused unless
+    ``overwrite``: Ray would add to them, and the rows of two runs would mix.
     """
+    if not overwrite and _holds_files(out):
+        raise FileExistsError(f"{out} already holds files: choose a new output folder or pass overwrite=True "
+                              "(--overwrite)")
     ray = _import_ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False)
@@ -276,7 +291,8 @@ def detect_to_parquet(paths: Sequence[str], out: str, *, model: str | None = Non
     ds = ds.map_batches(FaceLandmarks, fn_constructor_kwargs={"model": model, "threads": threads},
                         compute=ray.data.ActorPoolStrategy(size=concurrency), batch_size=batch_size,
                         num_cpus=threads)
-    ds.write_parquet(out, ray_remote_args={"num_cpus": 0}, concurrency=concurrency)
+    ds.write_parquet(out, ray_remote_args={"num_cpus": 0}, concurrency=concurrency,
+                     mode="overwrite" if overwrite else "append")
     return summarise(out)
 
 
@@ -290,9 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16, help="photos per batch (default 16)")
     ap.add_argument("--threads", type=int, default=1, help="CPUs per actor (default 1)")
     ap.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default $RAY_ADDRESS)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the files already in --out")
     a = ap.parse_args(argv)
-    summary = detect_to_parquet(a.paths, a.out, model=a.model, concurrency=a.concurrency,
-                                batch_size=a.batch_size, threads=a.threads, address=a.address)
+    try:
+        summary = detect_to_parquet(a.paths, a.out, model=a.model, concurrency=a.concurrency, batch_size=a.batch_size,
+                                    threads=a.threads, address=a.address, overwrite=a.overwrite)
+    except (FileExistsError, ImportError) as e:
+        ap.exit(2, f"error: {e}\n")
     print(summary.text())
     return 0 if summary.faces else 1
 

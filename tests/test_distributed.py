@@ -18,9 +18,9 @@ else:
     ray = pytest.importorskip("ray", reason='the Ray path needs the extra: pip install -e ".[ray]"')
     pq = pytest.importorskip("pyarrow.parquet")
 
-import facepoints  # noqa: E402
-from facepoints.distributed import FaceLandmarks, detect_to_parquet  # noqa: E402
-from facepoints.inference import ImageError, read_image  # noqa: E402
+import facepoints
+from facepoints.distributed import FaceLandmarks, detect_to_parquet
+from facepoints.inference import ImageError, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,3 +155,13 @@ def test_import_needs_neither_ray_nor_torch() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_refuses_an_output_that_holds_files(photos: Path, tmp_path: Path) -> None:
+    """Ray appends to a folder: the rows of two runs would mix, so a used folder is refused before any work."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "part-0.parquet").write_bytes(b"old")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        detect_to_parquet([str(photos)], str(out))
+    assert (out / "part-0.parquet").read_bytes() == b"old"
