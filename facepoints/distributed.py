@@ -109,9 +109,14 @@ def _predict_many(model: LandmarkModel, images: Sequence[np.ndarray],
     return out_p, out_s
 
 
-def detect_many(model: LandmarkModel, images: Sequence[np.ndarray]) -> list[list[Face]]:
-    """``model.detect`` for each photo, with the landmark passes of all photos batched together."""
-    detections = [model.detector.detect(img) for img in images]
+def detect_many(model: LandmarkModel, images: Sequence[np.ndarray],
+                detections: Sequence[list] | None = None) -> list[list[Face]]:
+    """``model.detect`` for each photo, with the landmark passes of all photos batched together.
+
+    ``detections`` (the detector's output per photo) may be given when the caller ran the detector itself.
+    """
+    if detections is None:
+        detections = [model.detector.detect(img) for img in images]
     boxes = [model.box_maps.apply(d) if d else np.zeros((0, 4)) for d in detections]
     points, scores = _predict_many(model, images, boxes)
     for _ in range(model.refine):
@@ -183,8 +188,16 @@ class FaceLandmarks:
             image, error = self._image(batch, i, path)
             images.append(image)
             errors.append(error)
-        ok = [i for i, img in enumerate(images) if img is not None]
-        found = dict(zip(ok, detect_many(self.model, [images[i] for i in ok])))
+        detections: dict[int, list] = {}
+        for i, image in enumerate(images):
+            if image is None:
+                continue
+            try:
+                detections[i] = self.model.detector.detect(image)
+            except Exception as e:  # noqa: BLE001 - one odd photo must not fail a job of millions: it gets a row
+                images[i], errors[i] = None, f"face detection failed: {type(e).__name__}: {e}"
+        ok = list(detections)
+        found = dict(zip(ok, detect_many(self.model, [images[i] for i in ok], [detections[i] for i in ok])))
         rows = _empty_rows()
         for i, path in enumerate(paths):
             _add_rows(rows, path, images[i], found.get(i, []), errors[i])
