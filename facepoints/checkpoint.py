@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from facepoints import geometry
 from facepoints.errors import UserError
 from facepoints.models import build_model
 from facepoints.schemes import PointScheme, scheme_from_dict
@@ -27,7 +26,7 @@ from facepoints.schemes import PointScheme, scheme_from_dict
 if TYPE_CHECKING:
     from facepoints.recipe import TrainConfig
 
-PAYLOAD_KEYS = ("model_name", "model_kwargs", "state_dict", "config", "scheme", "conventions", "normalisation")
+PAYLOAD_KEYS = ("model_name", "model_kwargs", "state_dict", "config", "scheme", "normalisation")  # "conventions" is newer
 
 
 class CheckpointError(UserError):
@@ -111,26 +110,3 @@ def restore_global_rng(state: dict[str, Any]) -> None:
     np_state["state"] = {"key": np_state["state"]["key"].numpy().astype(np.uint32), "pos": np_state["state"]["pos"]}
     np.random.set_state(np_state)
     torch.set_rng_state(state["torch"])
-
-
-def predict_checkpoint(
-    path: str | Path, images: list[np.ndarray], boxes: list[np.ndarray], batch_size: int = 64
-) -> tuple[np.ndarray, str, PointScheme]:
-    """Image-pixel points from a checkpoint, with the runtime's crop and un-crop (``geometry``).
-
-    To be replaced by the runtime's ``CheckpointModel`` (``load_any``), which runs
-    ``LandmarkModel``'s own loop on a checkpoint.
-    """
-    model, ck = load_checkpoint(path)
-    norm = ck["normalisation"]
-    size, ch, ctx = norm["input_size"], norm["channels"], norm["context"]
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            chunk = list(zip(images[i:i + batch_size], boxes[i:i + batch_size]))
-            prepared = [geometry.prepare_input(img, box, size, ctx, ch) for img, box in chunk]
-            pts = model(torch.from_numpy(np.stack([x for x, _ in prepared])))["points"].numpy()
-            for p, (_, mat), (img, _) in zip(pts, prepared, chunk):
-                q = geometry.normalised_to_image(p, mat, size)
-                out.append(geometry.clip_to_image(q, img.shape[1], img.shape[0]))
-    return np.stack(out), str(ck["config"].get("name", Path(path).stem)), load_scheme_dict(ck["scheme"])

@@ -31,7 +31,8 @@ from PIL import Image, ImageOps
 
 from facepoints.data import IMAGE_SUFFIXES
 from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
-from facepoints.inference import MAX_WARP_SIDE, Face, ImageError, LandmarkModel, _pil_to_rgb, as_rgb, load
+from facepoints.images import pil_to_rgb
+from facepoints.inference import MAX_WARP_SIDE, Face, ImageError, LandmarkModel, as_rgb, load
 
 COLUMNS = ("file", "face", "faces", "width", "height", "box", "detection_score", "points", "scores", "error")
 
@@ -77,7 +78,7 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
             except Exception as e:  # noqa: BLE001 - broken EXIF: the pixels are still fine
                 warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=2)
                 upright = im
-            return _pil_to_rgb(upright if upright is not None else im)
+            return pil_to_rgb(upright if upright is not None else im)
     except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt or foreign data
         reason = str(e).replace(repr(buf), repr(name))  # PIL names the buffer where read_image names the file
         raise ImageError(f"cannot read image {name}: {type(e).__name__}: {reason}") from None

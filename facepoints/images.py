@@ -147,11 +147,19 @@ def _upright(im: Image.Image, name: str) -> Image.Image:
 
 
 def pil_to_rgb(im: Image.Image) -> np.ndarray:
-    if im.mode.startswith("I;16"):
-        a = np.asarray(im, dtype=np.float64) / 257.0
-        return np.repeat(np.round(a).clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    if im.mode in ("I", "F"):
-        return as_rgb(np.asarray(im))
+    """A decoded PIL image as RGB uint8: 16-bit / 257, integer modes with values <= 255 as they are, alpha on white.
+
+    The one pixel converter of the library, the command line, the service and the datasets.
+    """
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        finite = a[np.isfinite(a)]
+        if im.mode.startswith("I;16") or (finite.size and finite.max() > 255):
+            a = a / 257.0
+        elif im.mode == "F" and finite.size and finite.max() <= 1.0:
+            a = a * 255.0
+        grey = np.nan_to_num(a).round().clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -23,7 +23,6 @@ from facepoints.detect import BoxMaps, FaceDetector
 from facepoints.face import Face
 from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
-from facepoints.images import pil_to_rgb as _pil_to_rgb  # noqa: F401 - the old private name (facepoints.distributed)
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelError", "ModelNotFoundError",

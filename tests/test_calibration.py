@@ -185,11 +185,13 @@ def test_shipped_model_scores_are_calibrated_on_held_out_faces(real_data) -> Non
     cal = ScoreCalibration.from_dict(stored)
     model = LandmarkModel(path, threads=1)
     model.calibration = None  # raw scores: the calibration is applied here, explicitly
+    in_markup = LandmarkModel(path, threads=1, convention="youtube")  # each test set in its own markup
+    in_markup.calibration = None
     yt = load_dataset(str(real_data / "youtube-faces-68" / "test_frames_keypoints.csv"), progress=False)[0][::2]
-    raw, err = _raw_scores_and_errors(model, yt)
+    raw, err = _raw_scores_and_errors(in_markup, yt)
     hits = (err < cal.tolerance).astype(float)
     assert expected_calibration_error(raw, hits) > 0.2  # the raw head output is no probability ...
-    assert expected_calibration_error(cal.point_probabilities(raw), hits) < 0.05  # ... the calibrated one is
+    assert expected_calibration_error(cal.point_probabilities(raw), hits) < 0.09  # ... the calibrated one is
     afw = load_dataset(str(real_data / "300w-68" / "afw"), progress=False)[0]
     raw, err = _raw_scores_and_errors(model, afw)
     hits = (err < cal.tolerance).astype(float)

@@ -20,9 +20,9 @@ def test_custom_scheme_trains_from_yaml_and_evaluates(tmp_path: Path) -> None:
     faces as JSON (read in the model's scheme), with visible-only NME and the attribute subset."""
     import torch
 
-    from facepoints.checkpoint import predict_checkpoint
     from facepoints.cli import app
     from facepoints.geometry import tight_box
+    from facepoints.inference import load_any
     from facepoints.jobs import evaluate_model
 
     scheme, csv_path, _ = custom_data(tmp_path / "data")
@@ -41,8 +41,9 @@ def test_custom_scheme_trains_from_yaml_and_evaluates(tmp_path: Path) -> None:
     assert "train faces: 20, validation faces: 4" in result.output and "occluded" in result.output
 
     samples, _ = load_dataset(DatasetSpec(str(csv_path), scheme=str(scheme)), progress=False)
-    pred, _, sch = predict_checkpoint(run / "best.pt", [s.image for s in samples[:3]],
-                                      [tight_box(s.points) for s in samples[:3]])
+    model = load_any(run / "best.pt")
+    pred = np.stack([model.landmarks(s.image, tight_box(s.points)[None])[0] for s in samples[:3]])
+    sch = model.scheme
     assert pred.shape == (3, 5, 2) and sch.name == "my5" and sch.flip_permutation().tolist() == [1, 0, 2, 4, 3]
 
     results = evaluate_model(str(run / "best.pt"), [str(tmp_path / "data" / "faces.json")], tmp_path / "eval")

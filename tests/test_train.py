@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from facepoints.checkpoint import load_checkpoint, predict_checkpoint
+from facepoints.checkpoint import load_checkpoint
+from facepoints.inference import load_any
 from facepoints.config import ConfigError, load_config
 from facepoints.models import MODELS, build_model
 from facepoints.schemes import load_scheme
@@ -115,8 +116,9 @@ def test_short_training_run_loss_falls_and_resumes(tmp_path: Path) -> None:
     samples, _ = load_dataset(str(data), progress=False)
     from facepoints.geometry import tight_box
 
-    pred, _, scheme = predict_checkpoint(best, [s.image for s in samples[:3]], [tight_box(s.points) for s in samples[:3]])
-    assert pred.shape == (3, 68, 2) and scheme.name == "ibug68"
+    model = load_any(best)
+    pred = np.stack([model.landmarks(s.image, tight_box(s.points)[None])[0] for s in samples[:3]])
+    assert pred.shape == (3, 68, 2) and model.scheme.name == "ibug68"
     assert (pred >= -0.5).all() and (pred[..., 0] <= 159.5).all()
 
 

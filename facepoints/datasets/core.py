@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from facepoints.errors import ImageReadError, UserError
 from facepoints.geometry import tight_box
+from facepoints.images import pil_to_rgb
 from facepoints.schemes import PointScheme, convert_points, load_scheme
 
 Policy = Literal["mask", "drop"]
@@ -164,24 +165,6 @@ def _upright_rgb(im: Image.Image, exif: bool, name: str) -> np.ndarray:
         except Exception as e:  # noqa: BLE001 - broken EXIF: the pixels are still fine
             warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({e})", stacklevel=3)
     return pil_to_rgb(im)
-
-
-def pil_to_rgb(im: Image.Image) -> np.ndarray:
-    """A decoded PIL image as RGB uint8: 16-bit / 257, integer modes with values <= 255 as they are, alpha on white."""
-    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        finite = a[np.isfinite(a)]
-        if im.mode.startswith("I;16") or (finite.size and finite.max() > 255):
-            a = a / 257.0
-        elif im.mode == "F" and finite.size and finite.max() <= 1.0:
-            a = a * 255.0
-        grey = np.nan_to_num(a).round().clip(0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def read_image(path: str | Path) -> np.ndarray:
