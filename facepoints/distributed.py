@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from facepoints.data import IMAGE_SUFFIXES
+from facepoints.images import IMAGE_SUFFIXES
 from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import pil_to_rgb
 from facepoints.inference import MAX_WARP_SIDE, Face, ImageError, LandmarkModel, as_rgb, load
 
-COLUMNS = ("file", "face", "faces", "width", "height", "box", "detection_score", "points", "scores", "error")
+COLUMNS = ("file", "face", "faces", "width", "height", "box", "detection_score", "points", "scores", "face_score",
+           "doubtful", "error")
 
 
 def output_schema():
@@ -51,7 +52,9 @@ def output_schema():
         ("box", floats),  # x0, y0, x1, y1 of the last landmark pass (tight-box convention)
         ("detection_score", pa.float64()),
         ("points", pa.list_(floats)),  # K lists of x, y in image pixels
-        ("scores", floats),  # K per-point confidences in [0, 1]
+        ("scores", floats),  # K per-point P(within 5 % of the eye distance) with a calibrated model
+        ("face_score", pa.float64()),  # P(face NME < 10 %); null for an uncalibrated model
+        ("doubtful", pa.bool_()),
         ("error", pa.string()),  # why the photo could not be used; null when it could
     ])
 
@@ -133,7 +136,7 @@ def detect_many(model: LandmarkModel, images: Sequence[np.ndarray],
     for img, dets, b, p, s in zip(images, detections, boxes, points, scores):
         h, w = img.shape[:2]
         clipped = clip_to_image(p, w, h)
-        faces.append([Face(b[i], clipped[i], s[i], float(d.score)) for i, d in enumerate(dets)])
+        faces.append(model.make_faces(b, clipped, s, [float(d.score) for d in dets]) if dets else [])  # as detect
     return faces
 
 
@@ -156,6 +159,8 @@ def _add_rows(rows: dict[str, list], file: str, image: np.ndarray | None, faces:
         rows["detection_score"].append(None if f is None else f.detection_score)
         rows["points"].append(None if f is None else f.points.tolist())
         rows["scores"].append(None if f is None else f.scores.tolist())
+        rows["face_score"].append(None if f is None else f.face_score)
+        rows["doubtful"].append(None if f is None else f.doubtful)
         rows["error"].append(error)
 
 

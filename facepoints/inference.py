@@ -192,7 +192,7 @@ class LandmarkModel:
                              f"the scheme has {self.scheme.num_points}; re-run benchmarks/calibrate_scores.py")
         return cal
 
-    def _faces(self, boxes: np.ndarray, points: np.ndarray, raw: np.ndarray, detection: list[float]) -> list[Face]:
+    def make_faces(self, boxes: np.ndarray, points: np.ndarray, raw: np.ndarray, detection: list[float]) -> list[Face]:
         """Faces with calibrated point scores, a face score and the doubtful flag when the card has a calibration."""
         if self.calibration is None:
             return [Face(boxes[i], points[i], raw[i], detection[i], self.scheme) for i in range(len(boxes))]
@@ -321,7 +321,7 @@ class LandmarkModel:
             points[good], scores[good] = self._predict(img, boxes[good])
         h, w = img.shape[:2]
         points = clip_to_image(points, w, h)
-        return self._faces(boxes, points, scores, [float(d.score) for d in detections])
+        return self.make_faces(boxes, points, scores, [float(d.score) for d in detections])
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

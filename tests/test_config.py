@@ -19,9 +19,9 @@ def test_kaggle15_builds_on_default_and_keeps_its_own_recipe(monkeypatch: pytest
     base = load_train_config(ROOT / "configs" / "default.yaml")
     k = load_train_config(ROOT / "configs" / "kaggle15.yaml")
     assert (k.name, k.out_dir, k.data.scheme, k.data.conventions, k.data.repeat) == (
-        "kaggle15", "runs/kaggle15", "kaggle15", [], {})
-    assert [d.path for d in k.data.val] == ["/data/faces/300w-68/afw",
-                                            "/data/faces/youtube-faces-68/test_frames_keypoints.csv"]
+        "kaggle15", "runs/kaggle15", "kaggle15", ["300w", "youtube"], {"300w": 2})
+    assert k.data.val == [] and k.data.val_fraction == 0.1  # held-out training faces, never a test set
+    assert k.data.train == base.data.train
     assert k.init_from == str(ROOT / "checkpoints" / "default.pt")
     assert (k.optim.lr, k.optim.epochs, k.optim.warmup_epochs, k.augment.rotate, k.augment.occlusion_p) == (
         1e-3, 10, 1, 30.0, 0.3)
