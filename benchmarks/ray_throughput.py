@@ -89,7 +89,9 @@ def run_isolated(kind: str, files: list[Path], cpus: int, batch_size: int, pin: 
             f"files = [__import__('pathlib').Path(f) for f in json.load(sys.stdin)]; "
             + ("print(json.dumps(b.single_process(files)))" if kind == "single"
                else f"print(json.dumps(b.on_ray(files, {cpus}, {batch_size}, {pin})))"))
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray runs its workers at niceness 15: on a shared machine they would yield to everything else while
+    # the single-process baseline does not, so the benchmark runs them at the baseline's priority.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps([str(f) for f in files]), text=True,
                          capture_output=True, env=env, check=False)
     if out.returncode != 0:

@@ -3,8 +3,8 @@
     python benchmarks/torchrun_steps.py [--samples 1024] [--epochs 3] [--nproc 2] [-o key=value ...]
 
 Both runs train ``configs/default.yaml`` with the same overrides on the same
-training faces (HELEN only by default: loading is not what is measured, and
-HELEN reads in seconds; YouTube-Faces would add a minute per run), through the
+training faces (HELEN's training split only by default: loading is not what is
+measured, and HELEN reads in seconds; YouTube-Faces would add a minute per run), through the
 real command line (``python -m facepoints.cli train`` and
 ``python -m torch.distributed.run --standalone --nproc_per_node N -m facepoints.cli train``).
 The figures come from each run's ``history.csv`` (seconds per epoch, written by
@@ -40,7 +40,7 @@ HELEN = "[{path: ../shared/data/300w-68/helen/trainset, format: ibug-pts, conven
 
 def overrides(samples: int, epochs: int, out_dir: Path, extra: list[str]) -> list[str]:
     base = [f"max_train_samples={samples}", f"optim.epochs={epochs}", "optim.warmup_epochs=0",
-            f"out_dir={out_dir}", "name=torchrun-bench", f"data.train={HELEN}", "data.repeat={}"]
+            f"out_dir={out_dir.relative_to(ROOT).as_posix()}", "name=torchrun-bench", f"data.train={HELEN}"]
     return [a for o in base + extra for a in ("-o", o)]
 
 
@@ -103,15 +103,18 @@ def write(results: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/default.yaml")
-    ap.add_argument("--samples", type=int, default=1024, help="training faces (max_train_samples; default 1024)")
+    ap.add_argument("--samples", type=int, default=1024,
+                    help="at most this many training faces per epoch (max_train_samples; HELEN holds ~790)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; the first is not timed)")
     ap.add_argument("--nproc", type=int, default=2, help="processes of the torchrun run (default 2)")
     ap.add_argument("-o", "--override", action="append", default=[], help="more key=value config overrides")
     a = ap.parse_args()
     load = os.getloadavg()[0]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
-    busy = [line for line in ps.splitlines() if "facepoints train" in line or "facepoints.cli train" in line]
-    note = "quiet" if load < 0.5 and not busy else f"under load: {len(busy)} other training process(es) running"
+    busy = sorted({line.split(" train")[0].split("/")[-1] for line in ps.splitlines()
+                   if "python" in line and " train" in line})
+    note = ("quiet" if load < 0.5 and not busy else
+            "UNDER LOAD, figures are low" + (f": other training running ({', '.join(busy)})" if busy else ""))
     results = {"provenance": provenance(), "load_before": round(load, 2), "note": note,
                "runs": [run(1, a), run(a.nproc, a)]}
     write(results)
