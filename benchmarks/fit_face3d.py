@@ -15,14 +15,15 @@ corners ~60-70 mm behind the nose tip on each of AFW, HELEN and YouTube Faces (t
 shipped shape is fitted on HELEN training photos only: AFW tests pose),
 about 1.5x what 3-D face scans show. So depth is rescaled once, so that the
 outer eye corners lie ``--eye-depth`` mm behind the nose tip (anthropometric
-estimate; OpenFace's scan-based model has 44 mm). Prints the table that
-``facepoints/apps/pose.py`` holds and writes benchmarks/results/face3d.json.
+estimate; OpenFace's scan-based model has 44 mm). Writes the shape that
+``facepoints/apps/pose.py`` loads (facepoints/assets/mean_face_68.json) and benchmarks/results/face3d.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ from facepoints.datasets import read_pts
 from facepoints.schemes import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import provenance  # noqa: E402
 INNER = np.arange(17, 68)
 EYE_CORNER_MM = 90.0  # outer eye corner distance of an average adult (ex-ex)
 
@@ -96,14 +99,16 @@ def main() -> None:
     raw_eye_depth = float(fitted[[36, 45], 2].mean())
     model = fitted * np.array([1.0, 1.0, args.eye_depth / raw_eye_depth])
     print(f"{len(files)} faces (x2 mirrored); fitted eye-corner depth {raw_eye_depth:.1f} mm -> {args.eye_depth} mm")
-    print("MEAN_FACE_68 = np.array([")
-    for i, (x, y, z) in enumerate(model):
-        print(f"    [{x:.2f}, {y:.2f}, {z:.2f}],  # {i}")
-    print("])")
+    prov = provenance()
+    points = np.round(model, 2).tolist()
+    asset = ROOT / "facepoints" / "assets" / "mean_face_68.json"
+    asset.write_text(json.dumps({"source": "benchmarks/fit_face3d.py", "units": "mm", "points": points}) + "\n",
+                     encoding="utf-8")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"faces": len(files), "fitted_eye_depth_mm": round(raw_eye_depth, 2),
-                                    "eye_depth_mm": args.eye_depth, "points": np.round(model, 2).tolist()},
-                                   indent=1) + "\n", encoding="utf-8")
+    args.out.write_text(json.dumps({"provenance": prov, "faces": len(files), "fitted_eye_depth_mm": round(raw_eye_depth, 2),
+                                    "eye_depth_mm": args.eye_depth, "points": points}, indent=1) + "\n",
+                        encoding="utf-8")
+    print(f"wrote {asset} and {args.out}")
 
 
 if __name__ == "__main__":

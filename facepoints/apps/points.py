@@ -58,7 +58,7 @@ def eye_distance(points68: np.ndarray) -> float:
 
 
 # RMS radius of the RIGID points of a frontal mean face, in outer-eye-corner distances.
-_RIGID_RMS_PER_EYE_DISTANCE = 0.6162  # tests check it against pose.MEAN_FACE_68
+_RIGID_RMS_PER_EYE_DISTANCE = 0.6063  # tests check it against pose.MEAN_FACE_68
 
 
 def face_size(points68: np.ndarray) -> float:

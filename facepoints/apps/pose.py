@@ -20,7 +20,7 @@ and all three are 0 for a face looking straight into a camera in front of it
 A mirrored face has negated yaw and roll and the same pitch.
 
 The mean face was fitted by this project (``benchmarks/fit_face3d.py``) from
-the 300-W 2-D annotations by rigid structure from motion, with its depth scaled
+the 2-D annotations of the HELEN training photos (AFW tests pose, so it shapes nothing) by rigid structure from motion, with its depth scaled
 to anthropometric proportions; it is an average face, so per-person shape
 differences show up as a few degrees of bias. Beyond about 30 degrees of yaw
 the estimate runs low: in the 68-point markup the far jaw line follows the
@@ -33,85 +33,19 @@ of a jaw-free set, which keeps the angles steady in video.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 
 import cv2
 import numpy as np
 
 from facepoints.apps.points import RIGID, check_points68, face_size
 
-# x, y, z in mm; see the module docstring for the frame.
-MEAN_FACE_68 = np.array([
-    [-73.55, -34.81, 96.99],  # 0
-    [-72.75, -15.65, 93.97],  # 1
-    [-70.51, 3.28, 92.28],  # 2
-    [-66.37, 21.68, 90.52],  # 3
-    [-58.70, 38.81, 84.53],  # 4
-    [-46.98, 53.71, 74.88],  # 5
-    [-32.74, 66.09, 63.02],  # 6
-    [-17.29, 75.94, 51.37],  # 7
-    [0.00, 78.85, 47.12],  # 8
-    [17.29, 75.94, 51.37],  # 9
-    [32.74, 66.09, 63.02],  # 10
-    [46.98, 53.71, 74.88],  # 11
-    [58.70, 38.81, 84.53],  # 12
-    [66.37, 21.68, 90.52],  # 13
-    [70.51, 3.28, 92.28],  # 14
-    [72.75, -15.65, 93.97],  # 15
-    [73.55, -34.81, 96.99],  # 16
-    [-59.88, -48.05, 52.95],  # 17
-    [-51.00, -56.27, 41.66],  # 18
-    [-38.07, -58.93, 32.79],  # 19
-    [-24.57, -57.18, 25.46],  # 20
-    [-11.83, -52.42, 20.05],  # 21
-    [11.83, -52.42, 20.05],  # 22
-    [24.57, -57.18, 25.46],  # 23
-    [38.07, -58.93, 32.79],  # 24
-    [51.00, -56.27, 41.66],  # 25
-    [59.88, -48.05, 52.95],  # 26
-    [0.00, -37.06, 20.00],  # 27
-    [0.00, -24.70, 13.96],  # 28
-    [0.00, -12.55, 6.97],  # 29
-    [0.00, 0.00, 0.00],  # 30
-    [-15.27, 8.59, 20.47],  # 31
-    [-7.90, 11.14, 16.90],  # 32
-    [0.00, 13.27, 14.85],  # 33
-    [7.90, 11.14, 16.90],  # 34
-    [15.27, 8.59, 20.47],  # 35
-    [-45.00, -35.34, 45.00],  # 36
-    [-36.89, -39.70, 39.98],  # 37
-    [-27.23, -39.58, 38.22],  # 38
-    [-18.73, -33.44, 38.44],  # 39
-    [-27.75, -31.89, 38.60],  # 40
-    [-37.43, -32.04, 40.44],  # 41
-    [18.73, -33.44, 38.44],  # 42
-    [27.23, -39.58, 38.22],  # 43
-    [36.89, -39.70, 39.98],  # 44
-    [45.00, -35.34, 45.00],  # 45
-    [37.43, -32.04, 40.44],  # 46
-    [27.75, -31.89, 38.60],  # 47
-    [-28.40, 30.81, 45.00],  # 48
-    [-17.93, 26.84, 30.01],  # 49
-    [-7.19, 24.79, 21.54],  # 50
-    [0.00, 26.57, 20.68],  # 51
-    [7.19, 24.79, 21.54],  # 52
-    [17.93, 26.84, 30.01],  # 53
-    [28.40, 30.81, 45.00],  # 54
-    [18.25, 41.07, 34.71],  # 55
-    [7.80, 45.64, 27.47],  # 56
-    [0.00, 46.46, 26.47],  # 57
-    [-7.80, 45.64, 27.47],  # 58
-    [-18.25, 41.07, 34.71],  # 59
-    [-24.10, 31.32, 43.22],  # 60
-    [-7.29, 30.70, 23.70],  # 61
-    [0.00, 31.49, 22.60],  # 62
-    [7.29, 30.70, 23.70],  # 63
-    [24.10, 31.32, 43.22],  # 64
-    [7.42, 36.48, 26.07],  # 65
-    [0.00, 37.38, 25.08],  # 66
-    [-7.42, 36.48, 26.07],  # 67
-])
+# x, y, z in mm; see the module docstring for the frame. Written by benchmarks/fit_face3d.py.
+MEAN_FACE_68 = np.array(json.loads(resources.files("facepoints").joinpath("assets", "mean_face_68.json")
+                                   .read_text(encoding="utf-8"))["points"], dtype=np.float64)
 MEAN_FACE_68.flags.writeable = False
 
 AXIS_MM = 60.0  # length of the drawn axes on the face
