@@ -113,7 +113,7 @@ def test_train_export_evaluate_detect_end_to_end(tmp_path: Path) -> None:
     for model in (run / "best.pt", tmp_path / "tiny.onnx"):
         ev = tmp_path / f"eval_{model.suffix[1:]}"
         out = _ok(["evaluate", model, data, "--out", ev]).output
-        assert "| data |" in out or "data" in out
+        assert re.search(r"^\| \S+ \| data \| 16 \|", out, re.M), out  # the table row of this dataset
         report = json.loads((ev / "report.json").read_text())
         assert report["results"][0]["n_faces"] == 16
         assert list((ev / "data").glob("*_ced.png")) and list((ev / "data").glob("*_extremes.png"))
@@ -122,6 +122,10 @@ def test_train_export_evaluate_detect_end_to_end(tmp_path: Path) -> None:
     assert abs(r_pt - r_onnx) < 1e-3  # torch and the onnx runtime share one preprocessing path
     _ok(["augment-preview", data, "--out", tmp_path / "prev.png", "--n", "4"])
     assert (tmp_path / "prev.png").stat().st_size > 1000
+    photo = sorted(data.glob("*.png"))[0]
+    _ok(["detect", photo, "--model", tmp_path / "tiny.onnx", "--out", tmp_path / "det", "--no-draw"])
+    results = json.loads((tmp_path / "det" / "results.json").read_text())
+    assert results["model"] == "tiny" and [Path(r["file"]).name for r in results["images"]] == [photo.name]
 
 
 def test_schemes_and_models_listing() -> None:

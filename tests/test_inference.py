@@ -308,12 +308,20 @@ def test_load_by_name_path_and_default(tmp_path: Path, monkeypatch) -> None:
     assert available_models() == ["default", "toy"]
 
 
-def test_shipped_default_model_runs_if_present() -> None:
-    if "default" not in available_models():
-        pytest.skip("no default model shipped yet")
+def test_shipped_default_model_puts_the_features_where_they_are() -> None:
+    """On the sample portrait: eyes in the upper half of the face box, left of right, mouth below the nose."""
+    from facepoints.cli import sample_image_path
+
     model = load()
-    pts = model.landmarks(np.zeros((64, 64, 3), np.uint8), [[8, 8, 56, 56]])
-    assert pts.shape == (1, model.scheme.num_points, 2)
+    faces = model.detect(sample_image_path())
+    assert len(faces) == 1
+    f = faces[0]
+    x0, y0, x1, y1 = f.box
+    eyes = f.points[36:48].reshape(2, 6, 2).mean(axis=1)  # image-left eye, image-right eye
+    mid = (y0 + y1) / 2
+    assert (eyes[:, 1] < mid).all() and eyes[0, 0] < (x0 + x1) / 2 < eyes[1, 0]
+    assert f.points[30, 1] < f.points[48:68, 1].mean() < y1  # nose tip above the mouth, mouth inside the box
+    assert np.linalg.norm(eyes[0] - eyes[1]) > 0.3 * (x1 - x0)
 
 
 def test_broken_models_fail_at_load_with_the_reason(tmp_path: Path) -> None:
