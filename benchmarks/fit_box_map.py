@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from facepoints.data import load_dataset
-from facepoints.detect import (
+from facepoints.detectors import (
     FRONTAL_CASCADE,
     PROFILE_CASCADE,
     BoxMap,

@@ -40,7 +40,7 @@ import numpy as np
 from facepoints.apps.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
 from facepoints.data import load_dataset
-from facepoints.detect import box_iou
+from facepoints.detectors import box_iou
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,11 +20,12 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
-from facepoints.detect import BoxMaps, FaceDetector
+from facepoints.detectors import BoxMaps, Detector, build_detector
 from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
 DEFAULT_MODEL = "default"
+DETECTOR_MODEL = "detector"  # weights/detector.onnx is the face detector (facepoints.detectors.cnn), not a landmark model
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
 ImageLike = np.ndarray | str | Path | Image.Image
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
@@ -142,9 +143,9 @@ def model_dir() -> Path:
 
 
 def available_models() -> list[str]:
-    """Names of the shipped models (``load(name)`` accepts them)."""
+    """Names of the shipped landmark models (``load(name)`` accepts them); the face detector is not one."""
     folder = model_dir()
-    return sorted(p.stem for p in folder.glob("*.onnx")) if folder.is_dir() else []
+    return sorted(p.stem for p in folder.glob("*.onnx") if p.stem != DETECTOR_MODEL) if folder.is_dir() else []
 
 
 def _not_found(what: str) -> ModelNotFoundError:
@@ -216,7 +217,7 @@ class LandmarkModel:
         onnx_path: str | Path,
         *,
         threads: int | None = None,
-        detector: FaceDetector | None = None,
+        detector: Detector | str | None = None,
         box_maps: BoxMaps | None = None,
         batch_size: int = 32,
         refine: int = 2,
@@ -238,7 +239,8 @@ class LandmarkModel:
         if refine < 0:
             raise ValueError("refine must be 0 or more")
         self.refine = refine
-        self.detector = detector if detector is not None else FaceDetector()
+        self.detector = build_detector(detector, threads=threads) if detector is None or isinstance(detector, str) \
+            else detector
         self._box_maps = box_maps
         options = ort.SessionOptions()
         if threads is not None:
@@ -273,9 +275,9 @@ class LandmarkModel:
 
     @property
     def box_maps(self) -> BoxMaps:
-        """Detector-box -> tight-box maps; the packaged ones unless given."""
+        """Detector-box -> tight-box maps: the detector's own (fitted on training faces) unless given."""
         if self._box_maps is None:
-            self._box_maps = BoxMaps.load()
+            self._box_maps = getattr(self.detector, "box_maps", None) or BoxMaps.load()
         return self._box_maps
 
     def __repr__(self) -> str:
@@ -368,6 +370,7 @@ def _check_boxes(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
 def load(name_or_path: str | Path | None = None, **kw) -> LandmarkModel:
     """A landmark model: None -> the shipped default, a name -> a shipped model, a path -> that .onnx file.
 
-    Keyword arguments go to ``LandmarkModel`` (threads, detector, box_maps, batch_size, refine).
+    Keyword arguments go to ``LandmarkModel`` (threads, detector, box_maps, batch_size, refine); ``detector``
+    is a name of ``facepoints.detectors.DETECTORS`` ("facepoints", "haar", "dlib") or a detector object.
     """
     return LandmarkModel(resolve_model(name_or_path), **kw)

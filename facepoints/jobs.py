@@ -71,11 +71,12 @@ def _face_record(face) -> dict:
 
 
 def run_detect(inputs: list[Path], out_dir: Path, *, model: str | None = None, fmt: str = "json",
-               resume: bool = False, draw: bool = True, recursive: bool = True) -> DetectSummary:
+               resume: bool = False, draw: bool = True, recursive: bool = True,
+               detector: str | None = None) -> DetectSummary:
     from facepoints.inference import ImageError, load, read_image
     from facepoints.viz import draw_faces, save_image
 
-    lm = load(model)
+    lm = load(model, detector=detector)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / f"results.{fmt}"

@@ -86,6 +86,7 @@ class ModelRegistry:
     """
 
     default: LandmarkModel
+    detector: str | None = None  # face detector of every model (facepoints.detectors.DETECTORS); None: the default
     models: dict[str, LandmarkModel] = field(default_factory=dict)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -110,7 +111,7 @@ class ModelRegistry:
                     raise ApiError(400, "unknown_model",
                                    f"no model named {key!r}; available: {', '.join(self.names())}")
                 try:
-                    self.models[key] = load(key)
+                    self.models[key] = load(key, detector=self.detector)
                 except ModelError as e:
                     raise ApiError(500, "model_error", str(e)) from None
                 self.locks[key] = threading.Lock()
@@ -395,16 +396,17 @@ def static_dir() -> Path:
     return Path(str(resources.files("facepoints") / "static"))
 
 
-def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limits | None = None) -> FastAPI:
+def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limits | None = None,
+               detector: str | None = None) -> FastAPI:
     """The service around ``model`` (a loaded model, a shipped name, an .onnx path, or None for the default)."""
     limits = limits or Limits()
-    lm = model if isinstance(model, LandmarkModel) else load(model)
+    lm = model if isinstance(model, LandmarkModel) else load(model, detector=detector)
     app = FastAPI(
         title="facepoints",
         version=__version__,
         summary="68 facial landmarks per face, with head pose and expression cues, from an uploaded photo.",
     )
-    app.state.registry = ModelRegistry(lm)
+    app.state.registry = ModelRegistry(lm, detector=detector)
     app.state.limits = limits
     app.state.cpu = anyio.CapacityLimiter(limits.workers)
     app.state.pending = 0
@@ -518,11 +520,11 @@ def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limit
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, *, model: str | None = None, limits: Limits | None = None,
-        log_level: str = "info") -> None:
+        log_level: str = "info", detector: str | None = None) -> None:
     """Serve until interrupted (``facepoints serve``)."""
     import uvicorn
 
-    app = create_app(model, limits=limits)
+    app = create_app(model, limits=limits, detector=detector)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
 
 

@@ -29,7 +29,7 @@ from facepoints.apps.ar import EFFECTS, apply_effect
 from facepoints.apps.expression import BlinkDetector, BlinkEvent, expression_cues
 from facepoints.apps.points import face_size, scheme
 from facepoints.apps.pose import HeadPose, draw_pose_axes, head_pose
-from facepoints.detect import box_iou
+from facepoints.detectors import box_iou
 from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel
 from facepoints.viz import draw_faces
