@@ -47,6 +47,10 @@ class SceneConfig:
     """How training scenes are composed; see ``compose_scene``."""
 
     size: int = 320  # square canvas side
+    mosaic_p: float = 0.0  # a k x k mosaic of photo crops that fill their cells: faces without paste edges
+    mosaic_k: tuple[float, ...] = (0.35, 0.3, 0.2, 0.15)  # chance of k = 1, 2, 3, 4 cells per side
+    fill_context: tuple[float, float] = (1.2, 2.0)  # a cell shows this x the face box around the face
+    negative_cell_p: float = 0.15
     single_p: float = 0.35  # one large photo (portrait-like scene) instead of several small pastes
     max_pastes: int = 8
     min_face: float = 9.0  # tight-box side in canvas pixels
@@ -232,8 +236,11 @@ def _paste(scene: Scene, photo: FacePhoto, face_side: float, cfg: SceneConfig, r
     return True
 
 
-def _add_labels(scene: Scene, photo: FacePhoto, m: np.ndarray, region: np.ndarray, cfg: SceneConfig) -> None:
-    canvas = np.array([0, 0, cfg.size - 1, cfg.size - 1], dtype=np.float64)
+def _add_labels(scene: Scene, photo: FacePhoto, m: np.ndarray, region: np.ndarray, cfg: SceneConfig,
+                canvas: np.ndarray | None = None) -> None:
+    """Targets for the photo's faces that show well inside ``canvas`` (the scene or a mosaic cell), else ignores."""
+    if canvas is None:
+        canvas = np.array([0, 0, cfg.size - 1, cfg.size - 1], dtype=np.float64)
     boxes, ignore = list(scene.boxes), list(scene.ignore)
     for pts in photo.faces:
         valid = pts[np.isfinite(pts).all(1)]
@@ -262,9 +269,51 @@ def _visible_share(box: np.ndarray, canvas: np.ndarray) -> float:
     return float(ix * iy / area)
 
 
+def _fill_cell(scene: Scene, photo: FacePhoto, cell: np.ndarray, cfg: SceneConfig, rng: np.random.Generator) -> None:
+    """Fill a square cell with the photo around its face (rolled, maybe mirrored): no paste edge near the face."""
+    pts = photo.faces[0]
+    fb = _aabb(pts[np.isfinite(pts).all(1)])
+    side = max(fb[2] - fb[0], fb[3] - fb[1], 1.0)
+    cell_side = cell[2] - cell[0]
+    ctx = min(rng.uniform(*cfg.fill_context), photo.max_context)
+    face = cell_side / ctx
+    roll = rng.uniform(-cfg.max_roll, cfg.max_roll) if rng.random() < cfg.roll_p else rng.normal(0, 6)
+    slack = max(0.0, (cell_side - face * 1.1) / 2)
+    dest = (cell[:2] + cell[2:]) / 2 + rng.uniform(-slack, slack, size=2) * 0.7
+    m = _affine((fb[:2] + fb[2:]) / 2, roll, face / side, dest, rng.random() < cfg.flip_p)
+    size = cfg.size
+    warped = cv2.warpAffine(photo.image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    x0, y0, x1, y1 = (int(round(v)) for v in cell)
+    scene.image[y0:y1, x0:x1] = warped[y0:y1, x0:x1]
+    h, w = photo.image.shape[:2]
+    _add_labels(scene, photo, m, np.array([0.0, 0.0, w - 1.0, h - 1.0]), cfg,
+                np.array([x0, y0, x1 - 1, y1 - 1], dtype=np.float64))
+
+
+def compose_mosaic(photos: Sequence[FacePhoto], negatives: Sequence[np.ndarray], cfg: SceneConfig,
+                   rng: np.random.Generator) -> Scene:
+    """k x k cells, each a photo crop that fills it (or a faceless crop): faces in their own context."""
+    size = cfg.size
+    k = int(rng.choice(len(cfg.mosaic_k), p=np.asarray(cfg.mosaic_k) / sum(cfg.mosaic_k))) + 1
+    scene = Scene(np.zeros((size, size, 3), np.uint8), np.zeros((0, 4)), np.zeros((0, 4)))
+    edges = np.linspace(0, size, k + 1).round()
+    for i in range(k):
+        for j in range(k):
+            cell = np.array([edges[j], edges[i], edges[j + 1], edges[i + 1]])
+            if rng.random() < cfg.negative_cell_p:
+                x0, y0, x1, y1 = (int(v) for v in cell)
+                scene.image[y0:y1, x0:x1] = _background(negatives, max(x1 - x0, y1 - y0), rng)[:y1 - y0, :x1 - x0]
+            else:
+                _fill_cell(scene, photos[rng.integers(len(photos))], cell, cfg, rng)
+    scene.image = photometric(scene.image, cfg, rng)
+    return scene
+
+
 def compose_scene(photos: Sequence[FacePhoto], negatives: Sequence[np.ndarray], cfg: SceneConfig,
                   rng: np.random.Generator) -> Scene:
-    """One training scene: a faceless background with one large or several smaller pasted faces."""
+    """One training scene: a mosaic of filled cells, or a faceless background with pasted faces."""
+    if rng.random() < cfg.mosaic_p:
+        return compose_mosaic(photos, negatives, cfg, rng)
     size = cfg.size
     scene = Scene(_background(negatives, size, rng).copy(), np.zeros((0, 4)), np.zeros((0, 4)))
     single = rng.random() < cfg.single_p

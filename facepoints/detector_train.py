@@ -83,6 +83,7 @@ class DetectorTrainConfig:
     seed: int = 0
     threads: int = 1
     workers: int = 1
+    init_from: str = ""  # start from this checkpoint's weights (a fine-tuning stage)
     data: DetectorDataConfig = field(default_factory=DetectorDataConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
     model: DetectorNetConfig = field(default_factory=DetectorNetConfig)
@@ -266,6 +267,8 @@ def train_detector(cfg: DetectorTrainConfig, resume: bool = False, progress: boo
     neg_val = negatives[::-1]  # same pool, other crops: the validation seed differs
     val = validation_scenes(val_photos, neg_val, cfg)
     net = FaceDetectorNet(cfg.model)
+    if cfg.init_from:
+        net.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=True)["model"])
     o = cfg.optim
     opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     total = o.epochs * o.steps_per_epoch
@@ -291,7 +294,9 @@ def train_detector(cfg: DetectorTrainConfig, resume: bool = False, progress: boo
         results = validate(net, val, cfg.eval.nms_iou)
         thr = threshold_for_fp_budget(results, cfg.eval.fp_budget)
         summ = summarise(results, thr)
-        row.update(val_ap=round(summ.ap, 4), val_recall=round(summ.recall, 4), threshold=round(thr, 4))
+        natural = summarise(results[cfg.data.val_scenes:], thr)
+        row.update(val_ap=round(summ.ap, 4), val_recall=round(summ.recall, 4), threshold=round(thr, 4),
+                   natural_ap=round(natural.ap, 4), natural_recall=round(natural.recall, 4))
         history.append(row)
         improved = summ.ap > best_ap
         best_ap = max(best_ap, summ.ap)

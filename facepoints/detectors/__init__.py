@@ -5,8 +5,8 @@ makes one. Every backend's boxes go through its ``box_maps`` to the landmark
 model's convention (the tight box of the 68 points), each map fitted on
 training faces only.
 
-- ``facepoints``: the project's own CNN (``cnn.py``), the default;
-- ``haar``: OpenCV's Haar cascades (``haar.py``), the first detector;
+- ``facepoints``: the project's own CNN (``cnn.py``); finds rolled faces, not yet the default;
+- ``haar``: OpenCV's Haar cascades (``haar.py``), the first detector and still the default;
 - ``dlib``: dlib's HOG detector (``dlib_hog.py``), with ``pip install 'facepoints[dlib]'``.
 """
 
@@ -23,7 +23,7 @@ from facepoints.detectors.haar import (FRONTAL_CASCADE, PROFILE_CASCADE, FaceDet
 
 HaarDetector = FaceDetector
 DETECTORS: dict[str, type] = {"facepoints": CnnDetector, "haar": FaceDetector, "dlib": DlibHogDetector}
-DEFAULT_DETECTOR = "facepoints"
+DEFAULT_DETECTOR = "haar"  # the CNN does not yet beat Haar on held-out photos (docs/detection.md)
 
 
 def build_detector(name: str | None = None, **kw: Any) -> Detector:
