@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from facepoints.data import load_dataset  # noqa: E402
-from facepoints.datasets.wider import read_scene_points, read_wider  # noqa: E402
-from facepoints.detectors import build_detector  # noqa: E402
-from facepoints.detectors.evaluate import PR_FLOOR, DetectorRun, LabelledPhoto, pr_plot, run_detector  # noqa: E402
-from facepoints.geometry import tight_box  # noqa: E402
+from facepoints.data import load_dataset
+from facepoints.datasets.wider import read_wider
+from facepoints.detectors import build_detector
+from facepoints.detectors.evaluate import PR_FLOOR, DetectorRun, LabelledPhoto, pr_plot, run_detector
+from facepoints.geometry import tight_box
 
 DATA = ROOT.parent / "shared" / "data"
 AFW_SCENES = DATA / "300w-68" / "afw-scenes" / "afw_scenes_bbx_gt.txt"
@@ -147,7 +147,7 @@ def provenance_block(command: str) -> dict:
         from importlib.metadata import version
 
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
+                                text=True, check=False).stdout.strip()
         return {"command": command, "commit": commit, "cpu": platform.processor() or platform.machine(),
                 **{p: version(p) for p in ("onnxruntime", "opencv-python-headless", "numpy", "torch")}}
 

@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from detection import provenance_block  # noqa: E402
+from detection import provenance_block
 
-from facepoints.detector_train import _prepare, load_detector_config, validation_scenes  # noqa: E402
-from facepoints.detectors import build_detector  # noqa: E402
-from facepoints.detectors.evaluate import PR_FLOOR, LabelledPhoto, run_detector  # noqa: E402
+from facepoints.detector_train import _prepare, load_detector_config, validation_scenes
+from facepoints.detectors import build_detector
+from facepoints.detectors.evaluate import PR_FLOOR, LabelledPhoto, run_detector
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facepoints.data import load_dataset  # noqa: E402
-from facepoints.detectors import BOX_MAP_FORMAT, BoxMaps, box_iou, build_detector, fit_box_map  # noqa: E402
-from facepoints.detectors.dlib_hog import BOX_MAP_ASSET  # noqa: E402
-from facepoints.geometry import tight_box  # noqa: E402
+from facepoints.data import load_dataset
+from facepoints.detectors import BOX_MAP_FORMAT, BoxMaps, box_iou, build_detector, fit_box_map
+from facepoints.detectors.dlib_hog import BOX_MAP_ASSET
+from facepoints.geometry import tight_box
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = ("youtube-faces-68/training_frames_keypoints.csv", "300w-68/helen/trainset")

@@ -34,8 +34,15 @@ from tqdm.auto import tqdm
 
 from facepoints.config import load_config, save_config
 from facepoints.data import DatasetSpec, load_dataset, split_by_group
-from facepoints.detector_data import (FacePhoto, Scene, SceneConfig, compose_scene, load_negatives, natural_scene,
-                                      photos_from_samples)
+from facepoints.detector_data import (
+    FacePhoto,
+    Scene,
+    SceneConfig,
+    compose_scene,
+    load_negatives,
+    natural_scene,
+    photos_from_samples,
+)
 from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet, count_parameters
 from facepoints.detectors.base import nms
 from facepoints.detectors.metrics import ImageResult, match_image, summarise, threshold_for_fp_budget

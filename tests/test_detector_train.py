@@ -11,8 +11,7 @@ import torch
 
 from facepoints.detector_data import FacePhoto, Scene, SceneConfig, _paste, compose_scene, natural_scene
 from facepoints.detector_model import STRIDES, ExportWrapper, FaceDetectorNet
-from facepoints.detector_train import (detection_loss, iou_loss, level_targets, load_detector_config,
-                                       train_detector)
+from facepoints.detector_train import detection_loss, iou_loss, level_targets, load_detector_config, train_detector
 from facepoints.geometry import tight_box
 from tests.conftest import synthetic_face
 

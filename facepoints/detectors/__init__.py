@@ -18,8 +18,7 @@ from facepoints.detectors.base import Detection, Detector, DetectorError, box_io
 from facepoints.detectors.boxmap import BOX_MAP_FORMAT, BoxMap, BoxMaps, box_map_residuals, fit_box_map
 from facepoints.detectors.cnn import CnnDetector
 from facepoints.detectors.dlib_hog import DlibHogDetector
-from facepoints.detectors.haar import (FRONTAL_CASCADE, PROFILE_CASCADE, FaceDetector, cascade_path,
-                                       merge_detections)
+from facepoints.detectors.haar import FRONTAL_CASCADE, PROFILE_CASCADE, FaceDetector, cascade_path, merge_detections
 
 HaarDetector = FaceDetector
 DETECTORS: dict[str, type] = {"facepoints": CnnDetector, "haar": FaceDetector, "dlib": DlibHogDetector}
