@@ -41,7 +41,7 @@ from facepoints.calibration import (
 )
 from facepoints.card import ModelCard, card_path
 from facepoints.datasets import Sample, load_dataset, split_by_group
-from facepoints.detect import box_iou
+from facepoints.detectors import box_iou
 from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel
 from facepoints.schemes import scheme_from_dict

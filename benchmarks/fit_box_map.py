@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from facepoints.config import data_root
 from facepoints.datasets import load_dataset
-from facepoints.detect import (
+from facepoints.detectors import (
     FRONTAL_CASCADE,
     PROFILE_CASCADE,
     BoxMap,

@@ -42,7 +42,7 @@ from facepoints.testing.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
 from facepoints.config import data_root
 from facepoints.datasets import load_dataset
-from facepoints.detect import box_iou
+from facepoints.detectors import box_iou
 from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]

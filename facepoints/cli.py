@@ -48,6 +48,15 @@ app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pre
                   help="Facial keypoints: detect, train, evaluate and export landmark models.")
 
 SAMPLE_IMAGE = "astronaut.jpg"
+DetectorOption = Annotated[Optional[str], typer.Option(
+    help="Face detector: haar (default), facepoints (the project's CNN) or dlib (needs facepoints[dlib]).")]
+
+
+def _check_detector(name: Optional[str]) -> None:
+    from facepoints.detectors import DETECTORS
+
+    if name is not None and name.lower() not in DETECTORS:
+        raise typer.BadParameter(f"--detector must be one of {', '.join(DETECTORS)}")
 
 
 @app.callback()
@@ -118,6 +127,7 @@ def detect(
     workers: WorkersOption = None,
     ordered: OrderedOption = True,
     max_megapixels: MegapixelsOption = 50.0,
+    detector: DetectorOption = None,
 ) -> None:
     """Detect faces and their keypoints; write annotated images and every face's box and points."""
     from facepoints.batch import DetectTask
@@ -127,8 +137,10 @@ def detect(
         inputs.append(sample_image_path())
     if not inputs:
         raise typer.BadParameter("give image or folder paths, or --sample")
+    _check_detector(detector)
     summary = run_task(DetectTask(draw), inputs, out, model, fmt=fmt, resume=resume, workers=workers,
-                       ordered=ordered, max_megapixels=max_megapixels, recursive=recursive)
+                       ordered=ordered, max_megapixels=max_megapixels, recursive=recursive,
+                       model_kw={"detector": detector})
     if summary.images_ok == 0:
         raise typer.Exit(code=1)
 
@@ -260,6 +272,7 @@ def serve(
     max_megapixels: Annotated[float, typer.Option(help="Largest accepted image, in millions of pixels.")] = 50.0,
     workers: Annotated[int, typer.Option(help="Images processed at once (CPU jobs); others wait their turn.")] = 2,
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    detector: DetectorOption = None,
 ) -> None:
     """Serve the web page (/) and the REST API (/v1/landmarks, /v1/render; docs at /docs)."""
     from facepoints.serve import Limits, run
@@ -269,7 +282,67 @@ def serve(
     limits = Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=int(max_megapixels * 1e6),
                     workers=workers)
     typer.echo(f"facepoints: serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
-    run(host, port, model=model, limits=limits, log_level=log_level)
+    _check_detector(detector)
+    run(host, port, model=model, limits=limits, log_level=log_level, detector=detector)
+
+
+# ---------------------------------------------------------------- face detector (facepoints.detectors)
+
+
+@app.command("train-detector")
+def train_detector(
+    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/detector.yaml.")],
+    override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key.sub=value; repeatable.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from out_dir/last.pt.")] = False,
+) -> None:
+    """Train the face detector (composed scenes, progress, checkpoint every epoch, config beside them)."""
+    from facepoints.detector_train import load_detector_config, train_detector as run
+
+    typer.echo(f"best checkpoint: {run(load_detector_config(config, override or []), resume=resume)}")
+
+
+@app.command("export-detector")
+def export_detector(
+    checkpoint: Annotated[Path, typer.Argument(help="A .pt checkpoint from `facepoints train-detector`.")],
+    out: Annotated[Path, typer.Option(help="Output .onnx (model card .json beside it).")] = Path("detector.onnx"),
+) -> None:
+    """Export the detector to ONNX, check it against torch, fit its box map on training photos."""
+    from facepoints.detector_export import export_detector as run
+
+    typer.echo(f"wrote {run(checkpoint, out)} and its sidecar")
+
+
+@app.command("evaluate-detector")
+def evaluate_detector(
+    detector: Annotated[str, typer.Argument(help="facepoints, haar, dlib, or a detector .onnx file.")],
+    annotations: Annotated[Path, typer.Argument(help="WIDER FACE annotation file (wider_face_val_bbx_gt.txt, ...).")],
+    images: Annotated[Optional[Path], typer.Option(help="Folder the listed image paths start from.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the JSON report and the PR plot.")] = Path("facepoints-detector"),
+    fp_budget: Annotated[float, typer.Option(help="False detections per photo for the fixed-budget recall.")] = 0.05,
+) -> None:
+    """Recall at the default threshold and at a false-positive budget, AP, a PR plot and ms per photo."""
+    from facepoints.detectors import DetectorError, build_detector
+    from facepoints.detectors.evaluate import PR_FLOOR, photos_from_wider, pr_plot, run_detector, write_json
+
+    is_file = detector.endswith(".onnx")
+    kw = {"model": detector} if is_file else {}
+    try:
+        if is_file or detector == "facepoints":
+            det = build_detector("facepoints", threshold=PR_FLOOR, **kw)
+            default = build_detector("facepoints", **kw).score_threshold
+        else:
+            det, default = build_detector(detector), 0.0
+    except DetectorError as e:
+        raise typer.BadParameter(str(e)) from None
+    photos = photos_from_wider(annotations, images)
+    run = run_detector(Path(detector).stem, det, photos)
+    report = run.report(default, fp_budget)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(report, out / "detector_eval.json")
+    pr_plot([run], out / "detector_pr.png", annotations.name)
+    for k, v in report.items():
+        typer.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+    typer.echo(f"report and PR plot in {out}")
 
 
 # ---------------------------------------------------------------- applications (facepoints.apps)
@@ -287,6 +360,7 @@ def align(
     size: Annotated[int, typer.Option(help="Crop side in pixels (the ArcFace template is scaled to it).")] = 112,
     model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
     workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
+    detector: DetectorOption = None,
 ) -> None:
     """Face crops aligned for recognition: 5 points onto the ArcFace 112x112 template, one PNG per face."""
     from facepoints.apps.run import AlignTask
@@ -294,7 +368,7 @@ def align(
     if size < 8:
         raise typer.BadParameter("--size must be at least 8")
     _finish(run_task(AlignTask(size), paths, out, model, fmt=fmt, resume=resume, workers=workers, ordered=ordered,
-                     max_megapixels=max_megapixels))
+                     max_megapixels=max_megapixels, model_kw={"detector": detector}))
 
 
 @app.command()
@@ -303,12 +377,13 @@ def pose(
     out: Annotated[Path, typer.Option(help="Folder for the pictures and pose.json.")] = Path("facepoints-pose"),
     model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
     workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
+    detector: DetectorOption = None,
 ) -> None:
     """Head pose of every face (yaw, pitch, roll in degrees; camera assumed, see facepoints.apps.pose) with axes drawn."""
     from facepoints.apps.run import PoseTask
 
     _finish(run_task(PoseTask(), paths, out, model, fmt=fmt, resume=resume, workers=workers, ordered=ordered,
-                     max_megapixels=max_megapixels))
+                     max_megapixels=max_megapixels, model_kw={"detector": detector}))
 
 
 @app.command()
@@ -318,6 +393,7 @@ def expression(
         "facepoints-expression"),
     model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
     workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
+    detector: DetectorOption = None,
 ) -> None:
     """Eye openness, mouth openness, smile width, brow raise per face; blinks in videos. Geometric cues, not emotions."""
     from facepoints.apps.run import VIDEO_SUFFIXES, ExpressionTask
@@ -327,7 +403,7 @@ def expression(
     photos = [p for p in paths if p not in videos]
     failed = False
     if videos:
-        lm = load_model(model, max_megapixels, threads=1)
+        lm = load_model(model, max_megapixels, threads=1, detector=detector)
     for v in videos:
         try:
             s = process_video(v, None, lm, VideoConfig(draw_points=False), out / f"{v.stem}_expression.jsonl")
@@ -339,7 +415,7 @@ def expression(
         failed |= not s.face_frames
     if photos:
         _finish(run_task(ExpressionTask(), photos, out, model, fmt=fmt, resume=resume, workers=workers,
-                         ordered=ordered, max_megapixels=max_megapixels))
+                         ordered=ordered, max_megapixels=max_megapixels, model_kw={"detector": detector}))
     elif failed or not videos:
         raise typer.Exit(code=1)
 
@@ -351,6 +427,7 @@ def ar(
     out: Annotated[Path, typer.Option(help="Folder for the pictures.")] = Path("facepoints-ar"),
     model: ModelOption = None, fmt: FormatOption = "json", resume: ResumeOption = False,
     workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
+    detector: DetectorOption = None,
 ) -> None:
     """Glasses or a moustache on every face of each photo (placed by the points, turned with the head); writes PNGs."""
     from facepoints.apps.ar import EFFECTS
@@ -359,7 +436,7 @@ def ar(
     if effect not in EFFECTS:
         raise typer.BadParameter(f"--effect must be one of {', '.join(sorted(EFFECTS))}")
     _finish(run_task(ArTask(effect), paths, out, model, fmt=fmt, resume=resume, workers=workers, ordered=ordered,
-                     max_megapixels=max_megapixels))
+                     max_megapixels=max_megapixels, model_kw={"detector": detector}))
 
 
 @app.command()
@@ -375,6 +452,7 @@ def video(
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
     model: ModelOption = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    detector: DetectorOption = None,
 ) -> None:
     """Track faces through a video: stable ids, smoothed points, pose axes, an effect; JSONL of every frame."""
     from facepoints.apps.video import VideoConfig, VideoError, process_video
@@ -396,7 +474,7 @@ def video(
     log = jsonl if jsonl is not None else (dst.with_suffix(".jsonl") if dst is not None else None)
     if dst is None and log is None:
         raise typer.BadParameter("give DST (an .mp4/.avi to write) and/or --jsonl")
-    lm = load_model(model, threads=1)  # one face crop per call: extra threads only add waiting
+    lm = load_model(model, threads=1, detector=detector)  # one face crop per call: extra threads only add waiting
     try:
         summary = process_video(src, dst, lm, cfg, log, progress=progress)
     except VideoError as e:

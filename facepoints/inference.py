@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
-from facepoints.detect import BoxMaps, FaceDetector
+from facepoints.detectors import BoxMaps, Detector, build_detector
 from facepoints.face import Face
 from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
@@ -29,6 +29,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelEr
            "as_rgb", "available_models", "load", "load_any", "read_image"]
 
 DEFAULT_MODEL = "default"
+DETECTOR_MODEL = "detector"  # weights/detector.onnx is the face detector (facepoints.detectors.cnn), not a landmark model
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
 MAX_BOX_SCALE = 8.0  # a box side over this many image sides is not a face in that image
@@ -51,9 +52,9 @@ def model_dir() -> Path:
 
 
 def available_models() -> list[str]:
-    """Names of the shipped models (``load(name)`` accepts them)."""
+    """Names of the shipped landmark models (``load(name)`` accepts them); the face detector is not one."""
     folder = model_dir()
-    return sorted(p.stem for p in folder.glob("*.onnx")) if folder.is_dir() else []
+    return sorted(p.stem for p in folder.glob("*.onnx") if p.stem != DETECTOR_MODEL) if folder.is_dir() else []
 
 
 def _not_found(what: str) -> ModelNotFoundError:
@@ -113,7 +114,7 @@ class LandmarkModel:
         onnx_path: str | Path,
         *,
         threads: int | None = None,
-        detector: FaceDetector | None = None,
+        detector: Detector | str | None = None,
         box_maps: BoxMaps | None = None,
         batch_size: int = 32,
         refine: int = 2,
@@ -132,7 +133,7 @@ class LandmarkModel:
             raise ModelError(f"onnxruntime cannot load {self.path}: {e}") from None
         self._fixed_batch = self._check_io()
 
-    def _configure(self, card: ModelCard, *, detector: FaceDetector | None, box_maps: BoxMaps | None,
+    def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
                    batch_size: int, refine: int, convention: str | None, max_pixels: int | None) -> None:
         """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
         self.card = card
@@ -156,7 +157,7 @@ class LandmarkModel:
             raise ValueError("max_pixels must be at least 1 (or None for no limit)")
         self.batch_size, self.refine, self.max_pixels = batch_size, refine, max_pixels
         self.detector_spec = detector  # as given: worker processes rebuild the detector from it
-        self.detector = detector if detector is not None else FaceDetector()
+        self.detector = build_detector(detector) if detector is None or isinstance(detector, str) else detector
         self._box_maps = box_maps
         self._lock = threading.Lock()
         self._fixed_batch: int | None = None
@@ -215,11 +216,11 @@ class LandmarkModel:
 
     @property
     def box_maps(self) -> BoxMaps:
-        """Detector-box -> tight-box maps; the packaged ones unless given."""
+        """Detector-box -> tight-box maps: the detector's own (fitted on training faces) unless given."""
         if self._box_maps is None:
             with self._lock:
                 if self._box_maps is None:
-                    self._box_maps = BoxMaps.load()
+                    self._box_maps = getattr(self.detector, "box_maps", None) or BoxMaps.load()
         return self._box_maps
 
     @property
@@ -378,7 +379,8 @@ def _box_problem(box: np.ndarray, w: int, h: int) -> str:
 def load(name_or_path: str | Path | None = None, **kw) -> LandmarkModel:
     """A landmark model: None -> the shipped default, a name -> a shipped model, a path -> that .onnx file.
 
-    Keyword arguments go to ``LandmarkModel`` (threads, detector, box_maps, batch_size, refine, max_pixels).
+    Keyword arguments go to ``LandmarkModel`` (threads, detector, box_maps, batch_size, refine); ``detector``
+    is a name of ``facepoints.detectors.DETECTORS`` ("facepoints", "haar", "dlib") or a detector object.
     """
     return LandmarkModel(resolve_model(name_or_path), **kw)
 

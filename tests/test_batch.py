@@ -166,7 +166,7 @@ def test_a_dead_worker_costs_its_photos_not_the_run(tmp_path: Path, model) -> No
 
 
 def test_workers_use_the_models_own_detector_settings(tmp_path: Path) -> None:
-    from facepoints.detect import FaceDetector
+    from facepoints.detectors import FaceDetector
 
     folder = photo_folder(tmp_path / "in", 2)
     strict = load(threads=1, detector=FaceDetector(min_neighbors=60))  # so strict the sample face is not found

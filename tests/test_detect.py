@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facepoints.datasets import read_image
-from facepoints.detect import (
+from facepoints.detectors import (
     FRONTAL_CASCADE,
     PROFILE_CASCADE,
     BoxMap,

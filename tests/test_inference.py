@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from facepoints import inference
-from facepoints.detect import BoxMaps, FaceDetector
+from facepoints.detectors import BoxMaps, FaceDetector
 from facepoints.inference import (
     Face,
     ImageError,
@@ -372,7 +372,7 @@ def test_detect_runs_detector_box_map_and_landmarks(real_data: Path, toy: Path, 
 
 
 def test_runtime_never_imports_torch() -> None:
-    code = "import sys, facepoints.inference, facepoints.detect; sys.exit('torch' in sys.modules)"
+    code = "import sys, facepoints.inference, facepoints.detectors; sys.exit('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr or "facepoints.inference imported torch"
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from facepoints.cli import sample_image_path
 from facepoints.datasets import clean_points, load_youtube_csv, read_pts, write_pts
-from facepoints.detect import BoxMap, Detection, box_iou, fit_box_map
+from facepoints.detectors import BoxMap, Detection, box_iou, fit_box_map
 from facepoints.geometry import (
     apply_affine,
     clip_to_image,

@@ -38,7 +38,7 @@ from facepoints.apps.video_io import (  # noqa: F401 - re-exported: the video AP
     open_writer,
     parse_source,
 )
-from facepoints.detect import box_iou
+from facepoints.detectors import box_iou
 from facepoints.face import Face
 from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel

@@ -59,6 +59,7 @@ class ModelRegistry:
     """
 
     default: LandmarkModel
+    detector: str | None = None  # face detector of every model (facepoints.detectors.DETECTORS); None: the default
     models: dict[str, LandmarkModel] = field(default_factory=dict)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -83,7 +84,7 @@ class ModelRegistry:
                     raise ApiError(400, "unknown_model",
                                    f"no model named {key!r}; available: {', '.join(self.names())}")
                 try:
-                    self.models[key] = load(key)
+                    self.models[key] = load(key, detector=self.detector)
                 except ModelError as e:
                     raise ApiError(500, "model_error", str(e)) from None
                 self.locks[key] = threading.Lock()
@@ -297,10 +298,11 @@ def _gone() -> JSONResponse:
     return JSONResponse(error_body("client_closed", "the client closed the connection first"), status_code=499)
 
 
-def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limits | None = None) -> FastAPI:
+def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limits | None = None,
+               detector: str | None = None) -> FastAPI:
     """The service around ``model`` (a loaded model, a shipped name, an .onnx path, or None for the default)."""
     limits = limits or Limits()
-    lm = model if isinstance(model, LandmarkModel) else load(model)
+    lm = model if isinstance(model, LandmarkModel) else load(model, detector=detector)
     app = FastAPI(
         title="facepoints",
         version=__version__,
@@ -308,7 +310,7 @@ def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limit
         docs_url=None,
         redoc_url=None,
     )
-    app.state.registry = ModelRegistry(lm)
+    app.state.registry = ModelRegistry(lm, detector=detector)
     app.state.limits = limits
     app.state.cpu = anyio.CapacityLimiter(limits.workers)
     app.state.pending = 0

@@ -32,12 +32,12 @@ def uvicorn_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, **kw
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, *, model: str | None = None, limits: Limits | None = None,
-        log_level: str = "info") -> None:
-    """Serve until interrupted (``facepoints serve``)."""
+        log_level: str = "info", detector: str | None = None) -> None:
+    """Serve until interrupted (``facepoints serve``); ``detector``: a name of ``facepoints.detectors.DETECTORS``."""
     import uvicorn
 
     tune_malloc()  # process-wide, so here and not in create_app: big buffers go back to the OS when freed
-    app = create_app(model, limits=limits)
+    app = create_app(model, limits=limits, detector=detector)
     uvicorn.Server(uvicorn_config(app, host, port, log_level=log_level)).run()
 
 

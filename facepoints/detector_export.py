@@ -1,0 +1,126 @@
+"""Export a detector checkpoint to ONNX with its model card, checked against torch, and fit its box map.
+
+The graph takes a float RGB image (1, 3, H, W) in 0-255 with H and W any
+multiples of 32, and returns every cell's score and decoded box; thresholds,
+NMS and the rescale stay in numpy (``facepoints.detectors.cnn``). The box map
+(CNN box -> tight landmark box) is fitted on training photos only, through the
+exported model itself, so the shipped file and its map agree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facepoints.config import from_dict
+from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet, count_parameters
+
+LICENCE = ("Weights trained by the facepoints project from scratch (no pretrained weights) on research-use data: "
+           "YouTube Faces frames (68-point annotations of the facial keypoints teaching set) and the HELEN training "
+           "set of 300-W; backgrounds from Debian's gnome-backgrounds, mate-backgrounds and opencv-doc packages. "
+           "Code MIT; the weights inherit the datasets' research-use terms.")
+
+
+def load_detector_checkpoint(path: str | Path) -> tuple[FaceDetectorNet, dict[str, Any]]:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = ck["config"]
+    net = FaceDetectorNet(from_dict(DetectorNetConfig, cfg["model"]))
+    net.load_state_dict(ck["model"])
+    return net.eval(), ck
+
+
+def _onnx_export(net: FaceDetectorNet, out: Path) -> None:
+    wrapper = ExportWrapper(net).eval()
+    x = torch.rand(1, 3, 256, 320) * 255
+    torch.onnx.export(wrapper, (x,), str(out), input_names=["image"], output_names=["scores", "boxes"],
+                      dynamic_axes={"image": {2: "height", 3: "width"}, "scores": {1: "cells"},
+                                    "boxes": {1: "cells"}},
+                      opset_version=17, dynamo=False)
+
+
+def check_against_torch(net: FaceDetectorNet, onnx_path: Path) -> float:
+    """Largest score difference between torch and onnxruntime on two input shapes."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    wrapper = ExportWrapper(net).eval()
+    worst = 0.0
+    for h, w in ((320, 320), (224, 416)):
+        x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 255
+        with torch.no_grad():
+            ts, tb = wrapper(x)
+        os_, ob = sess.run(["scores", "boxes"], {"image": x.numpy()})
+        worst = max(worst, float(np.abs(ts.numpy() - os_).max()))
+        if not np.allclose(tb.numpy(), ob, atol=1e-2 * max(h, w)):
+            raise RuntimeError(f"ONNX boxes differ from torch at input {h}x{w}")
+    if worst > 1e-3:
+        raise RuntimeError(f"ONNX scores differ from torch by {worst:.2e}")
+    return worst
+
+
+def fit_cnn_box_map(onnx_path: Path, cfg: dict[str, Any], limit: int = 800) -> tuple[dict[str, float], int]:
+    """BoxMap fitted on training photos (not the held-out ones) with the exported model's own boxes."""
+    from facepoints.data import DatasetSpec, load_dataset, split_by_group
+    from facepoints.detectors import CnnDetector, box_iou, fit_box_map
+    from facepoints.geometry import tight_box
+
+    samples = []
+    for spec in cfg["data"]["train"]:
+        samples += load_dataset(from_dict(DatasetSpec, spec), progress=False)[0]
+    if cfg["data"].get("max_photos", 0) > 0:
+        samples = samples[:: max(1, len(samples) // cfg["data"]["max_photos"])]
+    train, _ = split_by_group(samples, cfg["data"]["val_fraction"], cfg["seed"])
+    train = train[:: max(1, len(train) // limit)]
+    det = CnnDetector(onnx_path, threads=1)
+    found, tights = [], []
+    for s in train:
+        t = tight_box(s.points, s.mask)
+        dets = det.detect(s.image)
+        if not dets:
+            continue
+        ious = box_iou(np.stack([d.box for d in dets]), t)[:, 0]
+        if ious.max() >= 0.5:
+            found.append(dets[int(ious.argmax())])
+            tights.append(t)
+    if not found:  # an untrained network finds nothing: keep its boxes as they are
+        return {"a_x": 0.0, "a_y": 0.0, "s_w": 1.0, "s_h": 1.0}, 0
+    return fit_box_map(found, np.array(tights)).to_dict(), len(found)
+
+
+def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write ``out`` (.onnx) and its sidecar .json (the model card)."""
+    net, ck = load_detector_checkpoint(checkpoint)
+    cfg = ck["config"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _onnx_export(net, out)
+    diff = check_against_torch(net, out)
+    meta: dict[str, Any] = {
+        "format": "facepoints-detector/1",
+        "model": "facepoints face detector (anchor-free, depthwise-separable, FPN-lite)",
+        "input": "float32 RGB (1, 3, H, W), values 0-255, H and W multiples of 32",
+        "outputs": {"scores": "(1, L) probability-like face score per cell",
+                    "boxes": "(1, L, 4) x0, y0, x1, y1 in input pixels (pixel centres at integers)"},
+        "strides": list(STRIDES), "max_stride": max(STRIDES),
+        "threshold": round(float(ck["threshold"]), 4),
+        "threshold_rule": f"lowest score with at most {cfg['eval']['fp_budget']} false detections per validation "
+                          "photo (held-out training people and photos; no test set)",
+        "nms_iou": cfg["eval"]["nms_iou"], "min_face_px": cfg["eval"]["min_face_px"],
+        "box_convention": "tight box of the 68 iBUG points (brows to chin), the landmark model's box; "
+                          "after a roll, the axis-aligned box of the rolled points",
+        "training_data": [spec["path"] for spec in cfg["data"]["train"]], "negatives": cfg["data"]["negatives"],
+        "training": {"epochs": ck["epoch"] + 1, "checkpoint": Path(checkpoint).name, "seed": cfg["seed"],
+                     "validation": ck["val"], "history": ck["history"]},
+        "parameters": count_parameters(net), "precision": "float32",
+        "onnx_vs_torch_max_score_diff": diff, "licence": LICENCE,
+    }
+    side = out.with_suffix(".json")
+    side.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    meta["box_map"], meta["box_map_faces"] = fit_cnn_box_map(out, cfg)
+    meta["box_map_fitted_on"] = "training photos of the config's data.train, validation people held out"
+    side.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return out

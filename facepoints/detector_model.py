@@ -1,0 +1,125 @@
+"""The face detector network: a tiny anchor-free single-shot detector (YuNet / FCOS class).
+
+Depthwise-separable backbone to stride 32, an FPN-lite neck (1x1 laterals,
+top-down sums, one depthwise 3x3 each) and one head shared by the three
+levels (strides 8, 16, 32). Per location it predicts a face logit and the
+distances from the cell centre to the four sides of the face's tight box
+(brows to chin: the landmark model's box), in units of the stride, as
+``exp`` of the output so they stay positive. One network serves every input
+size that is a multiple of 32; the ONNX export keeps height and width dynamic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+STRIDES = (8, 16, 32)
+
+
+@dataclass
+class DetectorNetConfig:
+    """Channel widths; the defaults give about 0.15 M parameters."""
+
+    stem: int = 16
+    widths: tuple[int, ...] = (24, 32, 64, 96)  # strides 4, 8, 16, 32
+    depths: tuple[int, ...] = (1, 2, 3, 2)
+    neck: int = 48
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class DWBlock(nn.Module):
+    """Depthwise 3x3 + pointwise 1x1 (MobileNetV1), residual when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.dw = conv_bn(cin, cin, 3, stride, groups=cin)
+        self.pw = conv_bn(cin, cout, 1)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pw(self.dw(x))
+        return x + y if self.residual else y
+
+
+def _stage(cin: int, cout: int, depth: int) -> nn.Sequential:
+    return nn.Sequential(DWBlock(cin, cout, 2), *[DWBlock(cout, cout) for _ in range(depth - 1)])
+
+
+class FaceDetectorNet(nn.Module):
+    """RGB in [0, 1] (N, 3, H, W) -> per level (scores logits (N, 1, h, w), box (N, 4, h, w) in strides)."""
+
+    def __init__(self, cfg: DetectorNetConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or DetectorNetConfig()
+        self.cfg = cfg
+        self.stem = conv_bn(3, cfg.stem, 3, 2)
+        chans = [cfg.stem, *cfg.widths]
+        self.stages = nn.ModuleList(_stage(chans[i], chans[i + 1], d) for i, d in enumerate(cfg.depths))
+        self.laterals = nn.ModuleList(conv_bn(c, cfg.neck, 1) for c in cfg.widths[1:])
+        self.smooth = nn.ModuleList(DWBlock(cfg.neck, cfg.neck) for _ in STRIDES)
+        self.head = nn.Sequential(DWBlock(cfg.neck, cfg.neck), DWBlock(cfg.neck, cfg.neck))
+        self.cls = nn.Conv2d(cfg.neck, 1, 1)
+        self.box = nn.Conv2d(cfg.neck, 4, 1)
+        self.level_scale = nn.Parameter(torch.ones(len(STRIDES)))
+        nn.init.constant_(self.cls.bias, -4.6)  # prior 1 %: most locations are background
+        nn.init.normal_(self.box.weight, std=0.01)
+        nn.init.constant_(self.box.bias, 0.7)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        c3, c4, c5 = feats[1:]
+        p5 = self.laterals[2](c5)
+        p4 = self.laterals[1](c4) + nn.functional.interpolate(p5, size=c4.shape[-2:], mode="nearest")
+        p3 = self.laterals[0](c3) + nn.functional.interpolate(p4, size=c3.shape[-2:], mode="nearest")
+        return [s(p) for s, p in zip(self.smooth, (p3, p4, p5))]
+
+    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = []
+        for i, p in enumerate(self.features(x)):
+            h = self.head(p)
+            box = torch.exp((self.box(h) * self.level_scale[i]).clamp(-6.0, 6.0))
+            out.append((self.cls(h), box))
+        return out
+
+
+class ExportWrapper(nn.Module):
+    """ONNX graph: uint8-range float RGB (1, 3, H, W) -> scores (1, L) in [0, 1] and boxes (1, L, 4) in pixels.
+
+    Decoding (cell centres, strides, sigmoid) lives in the graph, so the
+    runtime only thresholds, runs NMS and rescales.
+    """
+
+    def __init__(self, net: FaceDetectorNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = image / 255.0
+        scores, boxes = [], []
+        for stride, (logit, dist) in zip(STRIDES, self.net(x)):
+            n, _, h, w = logit.shape
+            ys = (torch.arange(h, dtype=x.dtype) + 0.5) * stride - 0.5
+            xs = (torch.arange(w, dtype=x.dtype) + 0.5) * stride - 0.5
+            cy, cx = torch.meshgrid(ys, xs, indexing="ij")
+            d = dist * stride
+            b = torch.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], dim=-1)
+            boxes.append(b.reshape(n, -1, 4))
+            scores.append(torch.sigmoid(logit).reshape(n, -1))
+        return torch.cat(scores, dim=1), torch.cat(boxes, dim=1)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,87 @@
+"""What every face detector shares: the detection record, IoU, non-maximum suppression, grey conversion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+
+class DetectorError(RuntimeError):
+    """A face detector cannot run (model or cascade missing or unreadable, optional extra absent, bad input)."""
+
+
+@dataclass(eq=False)  # identity equality: comparing numpy boxes with == would raise
+class Detection:
+    """One detected face in image pixels (``facepoints.geometry`` convention).
+
+    ``box`` is the detector's own box; ``BoxMaps`` turn it into the landmark
+    model's tight box. ``score`` is only comparable between detections of
+    the same detector (the CNN's is a probability-like value in [0, 1]).
+    """
+
+    box: np.ndarray  # (4,) float: x0, y0, x1, y1
+    score: float
+    cascade: str = "haarcascade_frontalface_alt2.xml"  # which model found it: the key of its box map
+    mirrored: bool = False  # found on the mirrored image (profile faces looking the other way)
+
+
+class Detector(Protocol):
+    """The contract of a registered backend: RGB or grey uint8 image -> detections, best first."""
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]: ...
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes (N, 4) x (M, 4) -> (N, M); single boxes give a (1, 1) array."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4, limit: int = 1000) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:limit * 10]
+    keep: list[int] = []
+    while len(order) and len(keep) < limit:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        order = rest[box_iou(boxes[i], boxes[rest])[0] <= iou]
+    return np.array(keep, dtype=np.int64)
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise DetectorError(f"the detector takes uint8 images, not {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        return np.ascontiguousarray(img)
+    if img.ndim == 3 and img.shape[2] in (3, 4):
+        code = cv2.COLOR_RGB2GRAY if img.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
+        return cv2.cvtColor(np.ascontiguousarray(img), code)
+    raise DetectorError(f"expected an RGB (H, W, 3) or greyscale (H, W) image, got shape {img.shape}")
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise DetectorError(f"the detector takes uint8 images, not {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
+    if img.ndim == 3 and img.shape[2] in (3, 4):
+        return np.ascontiguousarray(img[..., :3])
+    raise DetectorError(f"expected an RGB (H, W, 3) or greyscale (H, W) image, got shape {img.shape}")

@@ -1,0 +1,146 @@
+"""The detector's torch side: training targets, scene composition, a tiny train/resume/export round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from facepoints.detector_data import FacePhoto, Scene, SceneConfig, _paste, compose_scene, natural_scene
+from facepoints.detector_model import STRIDES, ExportWrapper, FaceDetectorNet
+from facepoints.detector_train import detection_loss, iou_loss, level_targets, load_detector_config, train_detector
+from facepoints.geometry import tight_box
+from tests.conftest import synthetic_face
+
+
+def test_targets_put_a_face_on_the_level_its_size_suits_and_decode_back_to_its_box() -> None:
+    box = np.array([100.0, 60.0, 126.0, 90.0])  # 30 px: stride 8 only (stride 16 starts at 36 px)
+    t = level_targets(box[None], np.zeros((0, 4)), 320, 320)
+    assert [int(x[0].sum() > 0) for x in t] == [1, 0, 0]
+    pos = t[0][0] > 0
+    cy, cx = np.nonzero(pos)
+    px, py = (cx + 0.5) * 8 - 0.5, (cy + 0.5) * 8 - 0.5
+    decoded = np.stack([px - 8 * t[0][2][pos], py - 8 * t[0][3][pos], px + 8 * t[0][4][pos], py + 8 * t[0][5][pos]], 1)
+    assert np.allclose(decoded, box, atol=1e-4)
+    big = level_targets(np.array([[0.0, 0.0, 250.0, 260.0]]), np.zeros((0, 4)), 320, 320)
+    assert [int(x[0].sum() > 0) for x in big] == [0, 0, 1]
+
+
+def test_ignore_regions_and_the_ring_around_positives_count_neither_way() -> None:
+    t = level_targets(np.array([[100.0, 100.0, 150.0, 150.0]]), np.array([[200.0, 200.0, 260.0, 260.0]]), 320, 320)[0]
+    pos, weight = t[0] > 0, t[1]
+    assert (weight[pos] == 1).all()
+    assert weight[28, 28] == 0  # centre (227.5, 227.5) lies in the ignore box
+    assert weight[5, 5] == 1  # plain background is a negative
+    assert ((weight == 0) & ~pos)[int(100 / 8):int(150 / 8), int(100 / 8):int(150 / 8)].any()  # the ring
+
+
+def test_iou_loss_is_zero_for_the_true_box_and_grows_with_the_error() -> None:
+    tgt = torch.tensor([[2.0, 3.0, 4.0, 5.0]])
+    assert float(iou_loss(tgt, tgt)) == pytest.approx(0.0, abs=1e-6)
+    assert float(iou_loss(tgt * 1.2, tgt)) < float(iou_loss(tgt * 2.0, tgt))
+
+
+def _photo(seed: int = 0) -> FacePhoto:
+    img, pts = synthetic_face(160, seed)
+    return FacePhoto(img, [pts.astype(np.float64)], np.zeros((0, 4)), f"p{seed}")
+
+
+def test_a_rolled_paste_moves_the_pixels_and_the_box_together() -> None:
+    photo = _photo()
+    cfg = SceneConfig(size=256, roll_p=1.0, max_roll=45.0, flip_p=0.0, feather=(0.01, 0.01))
+    scene = Scene(np.zeros((256, 256, 3), np.uint8), np.zeros((0, 4)), np.zeros((0, 4)))
+    assert _paste(scene, photo, 90.0, cfg, np.random.default_rng(3), 1.6, np.array([128.0, 128.0]))
+    assert len(scene.boxes) == 1
+    b = scene.boxes[0]
+    assert 85 <= max(b[2] - b[0], b[3] - b[1]) <= 130  # 90 px face, grown by the roll's axis-aligned box
+    # the drawn face's blue (image-left) eye keeps its colour at the moved eye centre
+    eye = photo.faces[0][36:42].mean(0)
+    src_blue = photo.image[int(round(eye[1])), int(round(eye[0]))]
+    assert src_blue[2] > 150 and src_blue[0] < 80
+    hits = np.argwhere((scene.image[..., 2] > 150) & (scene.image[..., 0] < 80))
+    centre = hits.mean(0)[::-1]
+    assert b[0] < centre[0] < b[2] and b[1] < centre[1] < b[3]
+
+
+def test_composed_scenes_are_reproducible_and_keep_faces_inside_the_canvas() -> None:
+    photos = [_photo(i) for i in range(4)]
+    negatives = [np.random.default_rng(i).integers(0, 255, (200, 300, 3), dtype=np.uint8) for i in range(3)]
+    cfg = SceneConfig(size=192)
+    a = compose_scene(photos, negatives, cfg, np.random.default_rng([0, 1, 2]))
+    b = compose_scene(photos, negatives, cfg, np.random.default_rng([0, 1, 2]))
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes)
+    for _ in range(20):
+        s = compose_scene(photos, negatives, cfg, np.random.default_rng(_))
+        assert s.image.shape == (192, 192, 3)
+        for box in s.boxes:  # targets are mostly inside and not tiny
+            inside = np.clip(box, 0, 191)
+            assert (inside[2] - inside[0]) * (inside[3] - inside[1]) >= 0.55 * (box[2] - box[0]) * (box[3] - box[1])
+
+
+def test_natural_validation_scenes_scale_the_box_with_the_photo() -> None:
+    photo = _photo()
+    sc = natural_scene(photo, 80)
+    assert max(sc.image.shape[:2]) == 80
+    expected = (tight_box(photo.faces[0]) + 0.5) * 0.5 - 0.5
+    assert np.allclose(sc.boxes[0], expected, atol=1e-6)
+
+
+def test_export_graph_decodes_cells_to_boxes_in_pixels() -> None:
+    torch.manual_seed(0)
+    net = FaceDetectorNet().eval()
+    with torch.no_grad():
+        scores, boxes = ExportWrapper(net)(torch.rand(1, 3, 64, 96) * 255)
+    cells = sum((64 // s) * (96 // s) for s in STRIDES)
+    assert scores.shape == (1, cells) and boxes.shape == (1, cells, 4)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert (boxes[..., 2] > boxes[..., 0]).all() and (boxes[..., 3] > boxes[..., 1]).all()
+    with torch.no_grad():
+        loss, parts = detection_loss(net(torch.zeros(2, 3, 64, 64)),
+                                     [torch.from_numpy(np.stack([t, t])) for t in
+                                      level_targets(np.array([[10.0, 10.0, 40.0, 42.0]]), np.zeros((0, 4)), 64, 64)],
+                                     load_detector_config(None).optim)
+    assert torch.isfinite(loss) and parts["pos"] > 0
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, real_data: Path):
+    neg = tmp_path / "negatives"
+    neg.mkdir()
+    for i in range(3):
+        rng = np.random.default_rng(i)
+        img = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 3)
+        cv2.imwrite(str(neg / f"n{i}.png"), img)
+    over = [f"out_dir={tmp_path / 'run'}", f"data.negatives=[{neg}]", "data.max_photos=40",
+            f"data.train=[{{path: {real_data / '300w-68/helen/trainset'}, format: ibug-pts}}]",
+            "data.val_scenes=4", "data.val_natural=4", "scene.size=128", "optim.batch_size=4",
+            "optim.steps_per_epoch=2", "optim.epochs=2", "optim.warmup_steps=2", "workers=0"]
+    return load_detector_config(Path(__file__).resolve().parents[1] / "configs" / "detector.yaml", over)
+
+
+def test_train_checkpoints_every_epoch_resumes_and_exports(tiny_config, tmp_path: Path) -> None:
+    cfg = tiny_config
+    cfg.optim.epochs = 1
+    best = train_detector(cfg, progress=False)
+    out = Path(cfg.out_dir)
+    assert best.is_file() and (out / "config.yaml").is_file() and (out / "history.csv").is_file()
+    first = torch.load(out / "last.pt", weights_only=True)
+    assert first["epoch"] == 0
+    cfg.optim.epochs = 2
+    train_detector(cfg, resume=True, progress=False)
+    second = torch.load(out / "last.pt", weights_only=True)
+    assert second["epoch"] == 1 and len(second["history"]) == 2
+    assert second["history"][0] == first["history"][0]  # resumed, not restarted
+
+    from facepoints.detector_export import export_detector
+    from facepoints.detectors import CnnDetector
+
+    onnx = export_detector(out / "last.pt", tmp_path / "det.onnx")
+    det = CnnDetector(onnx, threshold=0.0, threads=1)
+    assert det.meta["strides"] == list(STRIDES) and "box_map" in det.meta
+    dets = det.detect(np.full((100, 150, 3), 90, np.uint8))
+    assert all(0.0 <= d.score <= 1.0 for d in dets)
+    assert [d.score for d in dets] == sorted((d.score for d in dets), reverse=True)
