@@ -10,36 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from typer.testing import CliRunner
 
 from facepoints.cli import app
 from facepoints.checkpoint import init_weights, load_checkpoint
-from facepoints.datasets.ibug import write_pts
 from facepoints.recipe import load_train_config
 from facepoints.train import _make_scheduler, train
-from tests.conftest import synthetic_face
+from tests.training_builders import pts_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIFT_PX = 3.0
 
 
 def _faces(folder: Path, n: int, shift: float) -> Path:
-    """Synthetic faces whose annotators draw the jaw ``shift`` px lower than the feature.
-
-    (A shift of every point would be invisible: crops follow the annotated box.)
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        img, pts = synthetic_face(128, seed=i)
-        canvas = np.full((160, 160, 3), 40, np.uint8)
-        dx, dy = rng.integers(0, 32, 2)
-        canvas[dy:dy + 128, dx:dx + 128] = img
-        Image.fromarray(canvas).save(folder / f"face{i:02d}.png")
-        pts[:17, 1] += shift
-        write_pts(folder / f"face{i:02d}.pts", pts + [dx, dy])
-    return folder
+    """Synthetic faces whose annotators draw the jaw ``shift`` px lower (a shift of every point would be
+    invisible: crops follow the annotated box)."""
+    return pts_dataset(folder, n, jaw_drop=shift)
 
 
 @pytest.fixture(scope="module")

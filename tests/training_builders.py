@@ -14,8 +14,11 @@ from tests.conftest import synthetic_face
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pts_dataset(folder: Path, n: int = 24) -> Path:
-    """Synthetic faces at random positions/scales, saved as images + .pts (the real format)."""
+def pts_dataset(folder: Path, n: int = 24, jaw_drop: float = 0.0) -> Path:
+    """Synthetic faces at random positions/scales, saved as images + .pts (the real format).
+
+    ``jaw_drop``: annotators who draw the jaw that many pixels below the feature (a markup convention).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in range(n):
@@ -24,6 +27,7 @@ def pts_dataset(folder: Path, n: int = 24) -> Path:
         dx, dy = rng.integers(0, 32, 2)
         canvas[dy:dy + 128, dx:dx + 128] = img
         Image.fromarray(canvas).save(folder / f"face{i:02d}.png")
+        pts[:17, 1] += jaw_drop
         write_pts(folder / f"face{i:02d}.pts", pts + [dx, dy])
     return folder
 
