@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from facepoints.data import load_dataset
+from facepoints.datasets import load_dataset
 from facepoints.datasets.wider import read_wider
 from facepoints.detectors import build_detector
 from facepoints.detectors.evaluate import PR_FLOOR, DetectorRun, LabelledPhoto, pr_plot, run_detector
@@ -51,7 +51,7 @@ TARGETS = {"afw_recall": 0.99, "afw_fp_per_photo": 0.05, "youtube_found": 769, "
 
 
 def afw_scenes(every: int) -> list[LabelledPhoto]:
-    from facepoints.data import read_image
+    from facepoints.datasets import read_image
 
     return [LabelledPhoto(w.file, read_image(w.path), w.faces, w.ignore) for w in read_wider(AFW_SCENES)[::every]]
 
@@ -85,7 +85,7 @@ def afw_rotated(angle: float, every: int) -> list[LabelledPhoto]:
 
 def three_face_photos(limit: int = 12) -> list[tuple[np.ndarray, np.ndarray]]:
     """640x480 photos with three faces: afw-scenes photos with three annotated faces, letterboxed (in memory)."""
-    from facepoints.data import read_image
+    from facepoints.datasets import read_image
 
     out = []
     for w in read_wider(AFW_SCENES):

@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facepoints.data import load_dataset
+from facepoints.datasets import load_dataset
 from facepoints.detectors import BOX_MAP_FORMAT, BoxMaps, box_iou, build_detector, fit_box_map
 from facepoints.detectors.dlib_hog import BOX_MAP_ASSET
 from facepoints.geometry import tight_box

@@ -16,7 +16,7 @@ __all__ = ["Face", "LandmarkModel", "available_models", "load", "load_any", "__v
 
 
 def __getattr__(name: str):
-    # Lazy, so `import facepoints.data` in training code does not load onnxruntime.
+    # Lazy, so `import facepoints.datasets` in training code does not load onnxruntime.
     if name in ("Face", "LandmarkModel", "available_models", "load", "load_any"):
         from facepoints import inference
 

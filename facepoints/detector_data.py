@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facepoints.data import Sample
+from facepoints.datasets import Sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # Package sample images that show people, faces or face-like heads: never negatives.

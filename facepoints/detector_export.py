@@ -64,7 +64,7 @@ def check_against_torch(net: FaceDetectorNet, onnx_path: Path) -> float:
 
 def fit_cnn_box_map(onnx_path: Path, cfg: dict[str, Any], limit: int = 800) -> tuple[dict[str, float], int]:
     """BoxMap fitted on training photos (not the held-out ones) with the exported model's own boxes."""
-    from facepoints.data import DatasetSpec, load_dataset, split_by_group
+    from facepoints.datasets import DatasetSpec, load_dataset, split_by_group
     from facepoints.detectors import CnnDetector, box_iou, fit_box_map
     from facepoints.geometry import tight_box
 

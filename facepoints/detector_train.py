@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from facepoints.config import load_config, save_config
-from facepoints.data import DatasetSpec, load_dataset, split_by_group
+from facepoints.datasets import DatasetSpec, load_dataset, split_by_group
 from facepoints.detector_data import (
     FacePhoto,
     Scene,

@@ -29,15 +29,16 @@ def predict_samples(model_ref: str, samples: list[Sample]) -> tuple[np.ndarray, 
 def evaluate_model(model_ref: str, datasets: list[str], out_dir: Path, name: str | None = None) -> list:
     """Evaluate on each dataset; datasets whose faces carry attributes (WFLW's pose, occlusion, ...)
     also get one result per attribute subset, with their CED curves in one plot."""
-    from facepoints.data import OWN_SCHEME_FORMATS, convert_sample, detect_format, split_dataset_path
-    from facepoints.evaluate import attribute_subsets, evaluate_predictions, plot_ced, write_report
+    from facepoints.datasets import FORMATS, convert_sample, detect_format, split_dataset_path
+    from facepoints.metrics import attribute_subsets
+    from facepoints.reports import evaluate_predictions, plot_ced, write_report
 
     out_dir = Path(out_dir)
     results = []
     model_scheme = None
     for ds in datasets:
         path, part = split_dataset_path(ds)
-        if model_scheme is None and Path(path).is_file() and detect_format(path) in OWN_SCHEME_FORMATS:
+        if model_scheme is None and Path(path).is_file() and FORMATS[detect_format(path)].own_scheme:
             from facepoints.inference import load_any
 
             # custom points are read in the model's scheme unless they name one

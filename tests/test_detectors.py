@@ -165,7 +165,7 @@ def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_sce
 def afw_rotated(data: Path, angle: float, every: int):
     import cv2
 
-    from facepoints.data import load_dataset
+    from facepoints.datasets import load_dataset
     from facepoints.detectors.evaluate import LabelledPhoto
 
     out = []

@@ -115,7 +115,7 @@ def read_scene_points(image: WiderImage, folder: str | Path | None = None) -> li
     The files are numbered by 300-W's face index, not by line, so each file goes
     to the valid box its tight box overlaps most; a face without a file gets None.
     """
-    from facepoints.data import read_pts
+    from facepoints.datasets import read_pts
 
     base = Path(folder) if folder is not None else image.path.parent.parent / "points"
     faces = image.faces

@@ -94,7 +94,7 @@ def pr_plot(runs: Sequence[DetectorRun], path: str | Path, title: str = "") -> P
 
 def photos_from_wider(annotation: str | Path, images: str | Path | None = None) -> list[LabelledPhoto]:
     """A WIDER FACE annotation file's photos, read as stored (no EXIF turn: boxes are in stored pixels)."""
-    from facepoints.data import read_image
+    from facepoints.datasets import read_image
     from facepoints.datasets.wider import read_wider
 
     return [LabelledPhoto(w.file, read_image(w.path), w.faces, w.ignore) for w in read_wider(annotation, images)]

@@ -22,7 +22,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from facepoints.inference import ImageError, as_rgb
 from facepoints.serve.common import ApiError, Limits
 
-# Pillow format name -> what we call it; the same set the CLI reads (facepoints.data.IMAGE_SUFFIXES).
+# Pillow format name -> what we call it; the same set the CLI reads (facepoints.images.IMAGE_SUFFIXES).
 SUPPORTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "TIFF": "TIFF"}
 DRAFT_FORMATS = {"JPEG", "MPO"}  # decoders that can decode reduced (DCT scaling)
 DOUBLE_BUFFERED = {"WEBP", "TIFF"}  # decoders that fill a buffer of their own before Pillow's image
