@@ -310,16 +310,7 @@ def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limit
         docs_url=None,
         redoc_url=None,
     )
-    app.state.registry = ModelRegistry(lm, detector=detector)
-    app.state.limits = limits
-    app.state.cpu = anyio.CapacityLimiter(limits.workers)
-    app.state.pending = 0
-    app.state.counters = {"done": 0, "abandoned": 0}
-    app.state.decode_budget = ByteBudget(limits.decode_budget_bytes)
-    app.state.body_budget = ByteBudget(limits.body_budget_bytes)
-    app.add_middleware(BodyGuard, limits=limits, budget=app.state.body_budget)
-    install_error_handlers(app)
-    install_docs(app)
+    _install_state(app, ModelRegistry(lm, detector=detector), limits)
 
     ImageField = Annotated[UploadFile, File(description="A photo: JPEG, PNG, WebP, BMP or TIFF.")]
     ModelQ = Annotated[str | None, Query(description="A shipped model name (GET /v1/models); default: the service's.")]
@@ -362,6 +353,27 @@ def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limit
                             boxes=boxes, pose=pose, effect=effect or None)
         return _gone() if png is None else Response(png, media_type="image/png")
 
+    _add_service_routes(app, limits)
+    return app
+
+
+def _install_state(app: FastAPI, registry: ModelRegistry, limits: Limits) -> None:
+    """Per-app state (models, limits, CPU limiter, memory budgets), the body guard, errors and offline docs."""
+    app.state.registry = registry
+    app.state.limits = limits
+    app.state.cpu = anyio.CapacityLimiter(limits.workers)
+    app.state.pending = 0
+    app.state.counters = {"done": 0, "abandoned": 0}
+    app.state.decode_budget = ByteBudget(limits.decode_budget_bytes)
+    app.state.body_budget = ByteBudget(limits.body_budget_bytes)
+    app.add_middleware(BodyGuard, limits=limits, budget=app.state.body_budget)
+    install_error_handlers(app)
+    install_docs(app)
+
+
+def _add_service_routes(app: FastAPI, limits: Limits) -> None:
+    """/v1/models, /healthz, the page and its static files."""
+
     @app.get("/v1/models", tags=["service"])
     def models(request: Request) -> dict:
         """Shipped model names, the service's default, and the point schemes points can be reported in."""
@@ -392,4 +404,4 @@ def create_app(model: LandmarkModel | str | Path | None = None, *, limits: Limit
         return FileResponse(static_dir() / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
-    return app
+
