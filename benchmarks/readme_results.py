@@ -65,7 +65,7 @@ def main() -> None:
     text = README.read_text(encoding="utf-8")
     if START not in text:
         raise SystemExit(f"README.md has no {START} marker")
-    new = re.sub(re.escape(START) + r"\n.*?\n" + re.escape(END), lambda _: f"{START}\n{render()}\n{END}", text,
+    new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{render()}\n{END}", text,
                  flags=re.S)
     README.write_text(new, encoding="utf-8")
     print(render())
