@@ -60,28 +60,28 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4, limit: int = 10
     return np.array(keep, dtype=np.int64)
 
 
-def to_grey(image: np.ndarray) -> np.ndarray:
+def _checked(image: np.ndarray) -> np.ndarray:
+    """A uint8 greyscale (H, W) or RGB(A) (H, W, 3|4) image, or a DetectorError saying what it got."""
     img = np.asarray(image)
     if img.dtype != np.uint8:
         raise DetectorError(f"the detector takes uint8 images, not {img.dtype}")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (3, 4)):
+        return img
+    raise DetectorError(f"expected an RGB (H, W, 3) or greyscale (H, W) image, got shape {img.shape}")
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    img = _checked(image)
     if img.ndim == 2:
         return np.ascontiguousarray(img)
-    if img.ndim == 3 and img.shape[2] in (3, 4):
-        code = cv2.COLOR_RGB2GRAY if img.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
-        return cv2.cvtColor(np.ascontiguousarray(img), code)
-    raise DetectorError(f"expected an RGB (H, W, 3) or greyscale (H, W) image, got shape {img.shape}")
+    code = cv2.COLOR_RGB2GRAY if img.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
+    return cv2.cvtColor(np.ascontiguousarray(img), code)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        raise DetectorError(f"the detector takes uint8 images, not {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
+    img = _checked(image)
     if img.ndim == 2:
         return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
-    if img.ndim == 3 and img.shape[2] in (3, 4):
-        return np.ascontiguousarray(img[..., :3])
-    raise DetectorError(f"expected an RGB (H, W, 3) or greyscale (H, W) image, got shape {img.shape}")
+    return np.ascontiguousarray(img[..., :3])
