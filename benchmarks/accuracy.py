@@ -302,11 +302,10 @@ def main() -> None:
 
 def convention_table(models: list[str]) -> list[dict]:
     """Each learned convention's output on each test set: what answering in the other markup costs."""
-    import facepoints
 
     rows = []
     for m in models:
-        card = facepoints.load(m).card
+        card = shipped.card_of(m)
         if card.scheme["name"] != "ibug68":
             continue
         for convention in card.conventions:

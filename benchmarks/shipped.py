@@ -43,6 +43,14 @@ def test_samples(name: str) -> list:
     return load_dataset(str(TEST_SETS[name]), progress=False)[0]
 
 
+def card_of(model_ref: str | Path):
+    """A shipped name's or .onnx path's model card, read without starting an inference session."""
+    from facepoints.card import ModelCard
+    from facepoints.inference import resolve_model
+
+    return ModelCard.for_model(resolve_model(model_ref))
+
+
 def convention_for(card, dataset: str) -> str | None:
     """The test set's own convention when the model learned it, else the model's default."""
     wanted = TEST_CONVENTIONS[dataset]
@@ -58,9 +66,8 @@ def run(model_ref: str | Path, dataset: str, convention: str | None = None):
     from facepoints.datasets import convert_sample
     from facepoints.metrics import compute_metrics
 
-    probe = facepoints.load(model_ref, threads=1)
-    convention = convention or convention_for(probe.card, dataset)
-    model = facepoints.load(model_ref, threads=1, convention=convention) if convention else probe
+    convention = convention or convention_for(card_of(model_ref), dataset)
+    model = facepoints.load(model_ref, threads=1, convention=convention)
     samples = test_samples(dataset)
     if model.scheme.name != samples[0].scheme:  # e.g. kaggle15: the 68 annotated points converted, same face box
         samples = [convert_sample(s, model.scheme) for s in samples]
