@@ -50,10 +50,11 @@ class MonotoneMap:
         if y.min() < 0 or y.max() > 1:
             raise CalibrationError("monotone map values must be probabilities in [0, 1]")
         self.x, self.y = [float(v) for v in x], [float(v) for v in y]
+        self._xa, self._ya = x, y  # arrays once: np.interp would convert the lists on every call
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         v = np.asarray(values, dtype=np.float64)
-        return np.interp(np.nan_to_num(v, nan=-np.inf), self.x, self.y)
+        return np.interp(np.where(np.isnan(v), -np.inf, v), self._xa, self._ya)
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"x": [round(v, 6) for v in self.x], "y": [round(v, 6) for v in self.y]}
@@ -147,6 +148,7 @@ class ScoreCalibration:
         self._names = list(self.regions)
         for j, name in enumerate(self._names):
             self._region_of[self.regions[name]] = j
+        self._cols = [np.flatnonzero(self._region_of == j) for j in range(len(self._names))]
         if not 0 <= float(self.doubtful_below) <= 1:
             raise CalibrationError("score calibration: doubtful_below must be in [0, 1]")
         self.strata = [float(v) for v in self.strata]
@@ -163,25 +165,25 @@ class ScoreCalibration:
         if r.shape[-1:] != (self.num_points,):
             raise CalibrationError(f"score calibration is for {self.num_points} points, scores have shape {r.shape}")
         weights = self._stratum_weights(r.mean(axis=-1))  # (..., S)
+        used = np.flatnonzero(weights.reshape(-1, weights.shape[-1]).any(axis=0))  # at most 2 per face
         out = np.zeros_like(r)
-        for j, name in enumerate(self._names):
-            cols = self._region_of == j
-            for s, m in enumerate(self.point_maps[name]):
-                out[..., cols] += weights[..., s:s + 1] * m(r[..., cols])
+        for name, cols in zip(self._names, self._cols):
+            sub = r[..., cols]
+            for s in used:
+                out[..., cols] += weights[..., s:s + 1] * self.point_maps[name][s](sub)
         return out
 
     def _stratum_weights(self, face_mean: np.ndarray) -> np.ndarray:
         """Linear blend of the two strata whose centres bracket a face's mean raw score: no jumps between strata."""
         n = len(self.strata)
-        pos = np.interp(np.nan_to_num(face_mean, nan=-np.inf), self.strata, np.arange(n, dtype=np.float64))
-        lo = np.clip(np.floor(pos).astype(np.int64), 0, max(n - 2, 0))
-        frac = np.clip(pos - lo, 0.0, 1.0)
-        w = np.zeros((*np.shape(face_mean), n))
-        np.put_along_axis(w, lo[..., None], (1.0 - frac)[..., None] if n > 1 else np.ones_like(frac)[..., None],
-                          axis=-1)
-        if n > 1:
-            np.put_along_axis(w, (lo + 1)[..., None], frac[..., None], axis=-1)
-        return w
+        fm = np.asarray(face_mean, dtype=np.float64)
+        if n == 1:
+            return np.ones((*fm.shape, 1))
+        pos = np.interp(np.where(np.isnan(fm), -np.inf, fm), self.strata, np.arange(n, dtype=np.float64))
+        lo = np.minimum(pos.astype(np.int64), n - 2)  # pos >= 0, so the cast floors
+        frac = (pos - lo)[..., None]
+        eye = np.eye(n)
+        return (1.0 - frac) * eye[lo] + frac * eye[lo + 1]
 
     def face_scores(self, probabilities: np.ndarray) -> np.ndarray:
         """(..., K) point probabilities -> (...) P(face NME < face_nme)."""

@@ -274,7 +274,8 @@ def train_detector(cfg: DetectorTrainConfig, resume: bool = False, progress: boo
     neg_val = negatives[::-1]  # same pool, other crops: the validation seed differs
     val = validation_scenes(val_photos, neg_val, cfg)
     net = FaceDetectorNet(cfg.model)
-    if cfg.init_from:
+    resuming = resume and (out / "last.pt").is_file()
+    if cfg.init_from and not resuming:  # a resumed stage continues from its own last.pt
         net.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=True)["model"])
     o = cfg.optim
     opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
@@ -282,7 +283,7 @@ def train_detector(cfg: DetectorTrainConfig, resume: bool = False, progress: boo
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / o.warmup_steps)
                                               * 0.5 * (1 + math.cos(math.pi * min(1.0, k / total))))
     start, best_ap, history = 0, -1.0, []
-    if resume and (out / "last.pt").is_file():
+    if resuming:
         ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])

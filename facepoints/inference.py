@@ -232,8 +232,13 @@ class LandmarkModel:
                 f"scheme={self.scheme.name!r}, input_size={self.input_size}, channels={self.channels})")
 
     def landmarks(self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-        """Points (N, K, 2) in image pixels for N face boxes (x0, y0, x1, y1), tight-box convention."""
-        return self.landmarks_with_scores(image, boxes)[0]
+        """Points (N, K, 2) in image pixels for N face boxes (x0, y0, x1, y1), tight-box convention.
+
+        Skips the score calibration that ``landmarks_with_scores`` adds: points alone are the hot path.
+        """
+        img = as_rgb(image, max_pixels=self.max_pixels)
+        h, w = img.shape[:2]
+        return clip_to_image(self._predict(img, check_boxes(boxes, (w, h)))[0], w, h)
 
     def landmarks_with_scores(
         self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]

@@ -201,3 +201,25 @@ def test_shipped_model_scores_are_calibrated_on_held_out_faces(real_data) -> Non
     assert failed.sum() >= 3
     assert auroc(-face, failed) > 0.85
     assert expected_calibration_error(face, (~failed).astype(float)) < 0.06
+
+
+def test_stratified_probabilities_blend_the_two_bracketing_strata_per_face() -> None:
+    """The batched path against a per-face, per-point reading of the rule (NaN scores count as the lowest)."""
+    rng = np.random.default_rng(7)
+    maps = lambda: [MonotoneMap([0.0, 1.0], [lo, hi]) for lo, hi in ((0.0, 0.3), (0.2, 0.7), (0.5, 1.0))]
+    cal = ScoreCalibration(regions={"a": [0, 2, 4], "b": [1, 3, 5]}, point_maps={"a": maps(), "b": maps()[::-1]},
+                           face_map=MonotoneMap([0.0, 1.0], [0.0, 1.0]), doubtful_below=0.5,
+                           strata=[0.2, 0.5, 0.8])
+    raw = rng.uniform(0, 1, (40, K))
+    raw[3, 2] = np.nan
+    got = cal.point_probabilities(raw)
+    for i, face in enumerate(raw):
+        mean = face.mean()
+        pos = 0.0 if np.isnan(mean) else float(np.clip((mean - 0.2) / 0.3, 0.0, 2.0))
+        lo = min(int(pos), 1)
+        for k, r in enumerate(face):
+            region = "a" if k % 2 == 0 else "b"
+            r = -np.inf if np.isnan(r) else r
+            want = ((1 - (pos - lo)) * cal.point_maps[region][lo](np.array(r))
+                    + (pos - lo) * cal.point_maps[region][lo + 1](np.array(r)))
+            assert got[i, k] == pytest.approx(float(want), abs=1e-12)

@@ -131,3 +131,15 @@ def test_shipped_configs_find_the_real_data_from_any_folder(real_data: Path, tmp
         for spec in cfg.data.train + cfg.data.val:
             assert Path(spec.path).exists(), (name, spec.path)
             assert Path(spec.path).resolve().is_relative_to(real_data.resolve())
+
+
+def test_detector_configs_find_the_real_data_from_any_folder(real_data: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from facepoints.detector_train import load_detector_config
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("detector", "detector_finetune"):
+        cfg = load_detector_config(ROOT / "configs" / f"{name}.yaml")
+        for spec in cfg.data.train:
+            assert Path(spec.path).exists(), (name, spec.path)
+            assert Path(spec.path).resolve().is_relative_to(real_data.resolve())

@@ -459,3 +459,15 @@ def test_load_any_runs_a_checkpoint_like_its_export(name: str, tmp_path: Path) -
     assert np.abs(torch_model.landmarks(photo, boxes) - onnx_model.landmarks(photo, boxes)).max() < 1e-3
     (a,), (b,) = torch_model.detect(photo), onnx_model.detect(photo)
     assert np.abs(a.points - b.points).max() < 1e-2
+
+
+def test_points_alone_equal_the_points_of_landmarks_with_scores(real_data: Path) -> None:
+    """``landmarks`` skips the score calibration; the points must not change."""
+    from facepoints.datasets import load_dataset
+
+    sample = load_dataset(str(real_data / "300w-68" / "afw"), progress=False)[0][0]
+    model = load()
+    boxes = np.concatenate([np.nanmin(sample.points, axis=0), np.nanmax(sample.points, axis=0)])[None]
+    points, scores = model.landmarks_with_scores(sample.image, boxes)
+    assert np.array_equal(model.landmarks(sample.image, boxes), points)
+    assert scores.shape == (1, 68) and (scores >= 0).all() and (scores <= 1).all()
