@@ -29,10 +29,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from facepoints.images import IMAGE_SUFFIXES
-from facepoints.geometry import clip_to_image, normalised_to_image, prepare_input
-from facepoints.images import pil_to_rgb
-from facepoints.inference import MAX_WARP_SIDE, Face, ImageError, LandmarkModel, as_rgb, load
+from facepoints.images import IMAGE_SUFFIXES, pil_to_rgb
+from facepoints.inference import MAX_WARP_SIDE, Face, ImageError, as_rgb, load
 
 COLUMNS = ("file", "face", "faces", "width", "height", "box", "detection_score", "points", "scores", "face_score",
            "doubtful", "error")
@@ -85,59 +83,6 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     except Exception as e:  # noqa: BLE001 - PIL raises many types for corrupt or foreign data
         reason = str(e).replace(repr(buf), repr(name))  # PIL names the buffer where read_image names the file
         raise ImageError(f"cannot read image {name}: {type(e).__name__}: {reason}") from None
-
-
-def _predict_many(model: LandmarkModel, images: Sequence[np.ndarray],
-                  boxes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Unclipped points and scores for each photo's boxes, all crops in one batched forward pass."""
-    k = model.scheme.num_points
-    prepared = [prepare_input(img, box, model.input_size, model.context, model.channels)
-                for img, b in zip(images, boxes) for box in b]
-    if not prepared:
-        return [np.zeros((0, k, 2)) for _ in boxes], [np.zeros((0, k)) for _ in boxes]
-    x = np.stack([p[0] for p in prepared]).astype(np.float32, copy=False)
-    norm, scores = model._run(x)
-    shift = getattr(model, "_shift", None)  # a model's other annotation convention, as LandmarkModel._predict adds
-    if shift is not None and norm.shape[1:] == shift.shape:
-        norm = norm + shift
-    if norm.shape != (len(x), k, 2) or scores.shape != (len(x), k):
-        raise ValueError(f"{model.path}: outputs {norm.shape} and {scores.shape} do not fit {len(x)} faces of "
-                         f"scheme {model.scheme.name}")
-    pts = [normalised_to_image(norm[i], m, model.input_size) for i, (_, m) in enumerate(prepared)]
-    out_p, out_s, start = [], [], 0
-    for b in boxes:
-        n = len(b)
-        out_p.append(np.stack(pts[start:start + n]) if n else np.zeros((0, k, 2)))
-        out_s.append(scores[start:start + n].astype(np.float64))
-        start += n
-    return out_p, out_s
-
-
-def detect_many(model: LandmarkModel, images: Sequence[np.ndarray],
-                detections: Sequence[list] | None = None) -> list[list[Face]]:
-    """``model.detect`` for each photo, with the landmark passes of all photos batched together.
-
-    ``detections`` (the detector's output per photo) may be given when the caller ran the detector itself.
-    """
-    if detections is None:
-        detections = [model.detector.detect(img) for img in images]
-    boxes = [model.box_maps.apply(d) if d else np.zeros((0, 4)) for d in detections]
-    points, scores = _predict_many(model, images, boxes)
-    for _ in range(model.refine):
-        good = [np.isfinite(p).all(axis=(1, 2)) for p in points]
-        if not any(g.any() for g in good):
-            break
-        for b, p, g in zip(boxes, points, good):
-            b[g] = np.concatenate([p[g].min(axis=1), p[g].max(axis=1)], axis=1)
-        new_p, new_s = _predict_many(model, images, [b[g] for b, g in zip(boxes, good)])
-        for p, s, g, np_, ns in zip(points, scores, good, new_p, new_s):
-            p[g], s[g] = np_, ns
-    faces = []
-    for img, dets, b, p, s in zip(images, detections, boxes, points, scores):
-        h, w = img.shape[:2]
-        clipped = clip_to_image(p, w, h)
-        faces.append(model.make_faces(b, clipped, s, [float(d.score) for d in dets]) if dets else [])  # as detect
-    return faces
 
 
 def _empty_rows() -> dict[str, list]:
@@ -203,7 +148,7 @@ class FaceLandmarks:
             except Exception as e:  # noqa: BLE001 - one odd photo must not fail a job of millions: it gets a row
                 images[i], errors[i] = None, f"face detection failed: {type(e).__name__}: {e}"
         ok = list(detections)
-        found = dict(zip(ok, detect_many(self.model, [images[i] for i in ok], [detections[i] for i in ok])))
+        found = dict(zip(ok, self.model.detect_many([images[i] for i in ok], [detections[i] for i in ok])))
         rows = _empty_rows()
         for i, path in enumerate(paths):
             _add_rows(rows, path, images[i], found.get(i, []), errors[i])

@@ -257,24 +257,33 @@ class LandmarkModel:
 
     def _predict(self, img: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unclipped points: refinement needs the box of a face cut by the frame, not of its clipped points."""
+        points, scores = self._predict_many([img], [b])
+        return points[0], scores[0]
+
+    def _predict_many(self, images: Sequence[np.ndarray],
+                      boxes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per photo, unclipped points and scores of its boxes: the crops of all photos go through one batched run."""
         k = self.scheme.num_points
-        if len(b) == 0:
-            return np.zeros((0, k, 2)), np.zeros((0, k))
-        if max(img.shape[:2]) > MAX_WARP_SIDE:
-            raise ImageError(f"the image is {img.shape[1]} x {img.shape[0]} pixels; cropping faces needs sides of "
-                             f"at most {MAX_WARP_SIDE} (OpenCV's limit): downscale it first")
-        prepared = [prepare_input(img, box, self.input_size, self.context, self.channels) for box in b]
+        for img in images:
+            if max(img.shape[:2]) > MAX_WARP_SIDE:
+                raise ImageError(f"the image is {img.shape[1]} x {img.shape[0]} pixels; cropping faces needs sides "
+                                 f"of at most {MAX_WARP_SIDE} (OpenCV's limit): downscale it first")
+        prepared = [prepare_input(img, box, self.input_size, self.context, self.channels)
+                    for img, b in zip(images, boxes) for box in b]
+        if not prepared:
+            return [np.zeros((0, k, 2)) for _ in boxes], [np.zeros((0, k)) for _ in boxes]
         x = np.stack([p[0] for p in prepared]).astype(np.float32, copy=False)
         points, scores = self._run(x)
         if self._shift is not None and points.shape[1:] == self._shift.shape:
             points = points + self._shift
-        if points.shape != (len(b), k, 2) or scores.shape != (len(b), k):
+        if points.shape != (len(x), k, 2) or scores.shape != (len(x), k):
             raise ModelError(
-                f"{self.path}: expected outputs points {(len(b), k, 2)} and scores {(len(b), k)} for "
+                f"{self.path}: expected outputs points {(len(x), k, 2)} and scores {(len(x), k)} for "
                 f"scheme {self.scheme.name}, got {points.shape} and {scores.shape}"
             )
-        out = np.stack([normalised_to_image(points[i], m, self.input_size) for i, (_, m) in enumerate(prepared)])
-        return out, scores.astype(np.float64)
+        pts = np.stack([normalised_to_image(points[i], m, self.input_size) for i, (_, m) in enumerate(prepared)])
+        ends = np.cumsum([len(b) for b in boxes])[:-1]
+        return np.split(pts, ends), np.split(scores.astype(np.float64), ends)
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One session.run per batch; a model exported with a fixed batch size gets padded batches."""
@@ -312,22 +321,32 @@ class LandmarkModel:
         if isinstance(image, str | Path):
             decoded = self.read(image)
             return [f.rescaled(decoded.scale) for f in self.detect(decoded.rgb)]
-        img = as_rgb(image, max_pixels=self.max_pixels)
-        with self._lock:  # OpenCV's cascade classifier is not safe to run from two threads at once
-            detections = self.detector.detect(img)
-        if not detections:
-            return []
-        boxes = self.box_maps.apply(detections)
-        points, scores = self._predict(img, boxes)
+        return self.detect_many([as_rgb(image, max_pixels=self.max_pixels)])[0]
+
+    def detect_many(self, images: Sequence[np.ndarray], detections: Sequence[list] | None = None) -> list[list[Face]]:
+        """``detect`` for RGB arrays, with the landmark passes of all photos batched together.
+
+        ``detections`` (the detector's output per photo) may be given when the caller ran the detector itself.
+        """
+        if detections is None:
+            with self._lock:  # OpenCV's cascade classifier is not safe to run from two threads at once
+                detections = [self.detector.detect(img) for img in images]
+        boxes = [self.box_maps.apply(d) if d else np.zeros((0, 4)) for d in detections]
+        points, scores = self._predict_many(images, boxes)
         for _ in range(self.refine):
-            good = np.isfinite(points).all(axis=(1, 2))
-            if not good.any():
+            good = [np.isfinite(p).all(axis=(1, 2)) for p in points]
+            if not any(g.any() for g in good):
                 break
-            boxes[good] = _tight_boxes(points[good])
-            points[good], scores[good] = self._predict(img, boxes[good])
-        h, w = img.shape[:2]
-        points = clip_to_image(points, w, h)
-        return self.make_faces(boxes, points, scores, [float(d.score) for d in detections])
+            for b, p, g in zip(boxes, points, good):
+                b[g] = _tight_boxes(p[g])
+            new_p, new_s = self._predict_many(images, [b[g] for b, g in zip(boxes, good)])
+            for p, s, g, np_, ns in zip(points, scores, good, new_p, new_s):
+                p[g], s[g] = np_, ns
+        faces = []
+        for img, dets, b, p, s in zip(images, detections, boxes, points, scores):
+            h, w = img.shape[:2]
+            faces.append(self.make_faces(b, clip_to_image(p, w, h), s, [float(d.score) for d in dets]) if dets else [])
+        return faces
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

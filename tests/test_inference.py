@@ -471,3 +471,17 @@ def test_points_alone_equal_the_points_of_landmarks_with_scores(real_data: Path)
     points, scores = model.landmarks_with_scores(sample.image, boxes)
     assert np.array_equal(model.landmarks(sample.image, boxes), points)
     assert scores.shape == (1, 68) and (scores >= 0).all() and (scores <= 1).all()
+
+
+def test_detect_many_batches_photos_and_gives_each_photo_its_own_faces(real_data: Path) -> None:
+    from facepoints.images import read_image
+
+    photos = sorted((real_data / "300w-68" / "afw-scenes" / "images").glob("*.jpg"))[:4]
+    images = [read_image(p) for p in photos]
+    model = load()
+    one_by_one = [model.detect(img) for img in images]
+    together = model.detect_many(images)
+    assert [len(f) for f in together] == [len(f) for f in one_by_one] and sum(map(len, together)) >= 4
+    for a, b in zip(one_by_one, together):
+        for fa, fb in zip(a, b):
+            assert np.allclose(fa.points, fb.points, atol=1e-3) and np.allclose(fa.box, fb.box, atol=1e-3)
