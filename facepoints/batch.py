@@ -247,7 +247,7 @@ def _model_spec(model: LandmarkModel) -> tuple[str, dict]:
         detector = dataclasses.replace(detector)  # a fresh copy without loaded (unpicklable) state
     return str(model.path), {"threads": 1, "detector": detector, "refine": model.refine,
                              "batch_size": model.batch_size, "max_pixels": model.max_pixels,
-                             "convention": model.convention or None}
+                             "convention": model.convention or None, "flip_average": model.flip_average}
 
 
 def _init_worker(spec: tuple[str, dict], task: Task) -> None:

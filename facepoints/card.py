@@ -24,6 +24,9 @@ class ModelCard:
     ``conventions`` maps each annotation convention the model learned to the
     (K, 2) shift, in normalised crop units, from its default output to that
     convention (see models.HeatmapNet); the first entry is the default (zeros).
+    ``point_offset`` is the default convention's own (K, 2) offset: an
+    annotators' habit that does not mirror, so flip averaging takes it out of
+    the mirrored crop's answer before mapping that answer back.
     ``metrics`` holds, per test set, the figures measured on the shipped file
     with the runtime versions in ``measured_with``; CI recomputes them.
     """
@@ -42,6 +45,7 @@ class ModelCard:
     licence: str = ""
     precision: str = "float32"
     conventions: dict[str, list[list[float]]] = field(default_factory=dict)
+    point_offset: list[list[float]] = field(default_factory=list)  # the default output's own learned offset
     score_calibration: dict[str, Any] = field(default_factory=dict)  # raw score -> P(point within 5 % of eye distance)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     measured_with: dict[str, str] = field(default_factory=dict)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from facepoints.card import ModelCard
+from facepoints.export import convention_shifts, point_offset
 from facepoints.inference import DEFAULT_MAX_PIXELS, LandmarkModel, ModelError
 
 
@@ -39,10 +40,12 @@ class CheckpointModel(LandmarkModel):
         norm = ck["normalisation"]
         card = ModelCard(name=str(ck["config"].get("name") or self.path.stem), scheme=ck["scheme"],
                          input_size=norm["input_size"], channels=norm["channels"], context=norm["context"],
-                         model=str(ck.get("model_name", "")), provenance=f"checkpoint {self.path}")
+                         model=str(ck.get("model_name", "")), provenance=f"checkpoint {self.path}",
+                         conventions=convention_shifts(ck), point_offset=point_offset(ck))
         self._configure(card, detector=kw.pop("detector", None), box_maps=kw.pop("box_maps", None),
                         batch_size=kw.pop("batch_size", 64), refine=kw.pop("refine", 2),
-                        convention=kw.pop("convention", None), max_pixels=kw.pop("max_pixels", DEFAULT_MAX_PIXELS))
+                        convention=kw.pop("convention", None), max_pixels=kw.pop("max_pixels", DEFAULT_MAX_PIXELS),
+                        flip_average=kw.pop("flip_average", False))
         if kw:
             raise TypeError(f"unexpected arguments {sorted(kw)}")
         if threads is not None:

@@ -128,6 +128,8 @@ def detect(
     ordered: OrderedOption = True,
     max_megapixels: MegapixelsOption = 50.0,
     detector: DetectorOption = None,
+    flip_average: Annotated[bool, typer.Option(
+        help="Also run each face mirrored and average: about 3 % lower error, twice the landmark time.")] = False,
 ) -> None:
     """Detect faces and their keypoints; write annotated images and every face's box and points."""
     from facepoints.batch import DetectTask
@@ -140,7 +142,7 @@ def detect(
     _check_detector(detector)
     summary = run_task(DetectTask(draw), inputs, out, model, fmt=fmt, resume=resume, workers=workers,
                        ordered=ordered, max_megapixels=max_megapixels, recursive=recursive,
-                       model_kw={"detector": detector})
+                       model_kw={"detector": detector, "flip_average": flip_average})
     if summary.images_ok == 0:
         raise typer.Exit(code=1)
 

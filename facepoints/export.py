@@ -57,6 +57,14 @@ def convention_shifts(ck: dict[str, Any]) -> dict[str, list[list[float]]]:
     return {n: (table[i] - table[0]).tolist() for i, n in enumerate(names)}
 
 
+def point_offset(ck: dict[str, Any]) -> list[list[float]]:
+    """The default output's learned (K, 2) offset (normalised crop units), or [] for a model without one."""
+    table = ck["state_dict"].get("point_offset")
+    if table is None:
+        return []
+    return (table[0] if table.ndim == 3 else table).tolist()
+
+
 def selection(ck: dict[str, Any]) -> str:
     data = ck["config"]["data"]
     if data.get("val"):

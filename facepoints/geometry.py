@@ -10,6 +10,8 @@ functions, so what the model learns is exactly what inference undoes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -104,3 +106,42 @@ def crop_to_input(crop: np.ndarray, channels: int) -> np.ndarray:
     if channels == 3:
         return crop.astype(np.float32).transpose(2, 0, 1) / 255.0
     raise ValueError(f"channels must be 1 or 3, not {channels}")
+
+
+MAX_BOX_SCALE = 8.0  # a box side over this many image sides is not a face in that image
+
+
+def check_boxes(boxes: np.ndarray | Sequence[Sequence[float]], image_size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) float boxes, or a ValueError naming the first box that cannot be a face in this image."""
+    raw = np.asarray(boxes)
+    if raw.size == 0:
+        return np.zeros((0, 4))
+    if np.iscomplexobj(raw):
+        raise ValueError(f"boxes must be real numbers, got complex values {raw.tolist()}")
+    try:
+        b = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"boxes must be numbers x0, y0, x1, y1, got {raw.tolist()!r}") from None
+    if b.ndim == 1 and b.shape[0] == 4:
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must be an (N, 4) array of x0, y0, x1, y1, got shape {b.shape}")
+    w, h = image_size
+    for i, box in enumerate(b):
+        problem = _box_problem(box, w, h)
+        if problem:
+            raise ValueError(f"box {i} {[float(v) for v in box]}: {problem} (image {w} x {h})")
+    return b
+
+
+def _box_problem(box: np.ndarray, w: int, h: int) -> str:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not np.isfinite(box).all():
+        return "not finite"
+    if x1 <= x0 or y1 <= y0:
+        return "empty or inverted (needs x0 < x1 and y0 < y1)"
+    if max(x1 - x0, y1 - y0) > MAX_BOX_SCALE * max(w, h):
+        return f"more than {MAX_BOX_SCALE:g} times the image's size"
+    if x1 < -0.5 or y1 < -0.5 or x0 > w - 0.5 or y0 > h - 0.5:
+        return "wholly outside the image"
+    return ""
