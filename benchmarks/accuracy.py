@@ -265,6 +265,8 @@ def main() -> None:
                     help="shipped names or .onnx paths")
     ap.add_argument("--no-dlib", action="store_true")
     ap.add_argument("--no-float", action="store_true", help="skip the float32 twin of int8 models")
+    ap.add_argument("--flip-average", nargs="*", default=["default"],
+                    help="models that also get a row with flip averaging (the opt-in mode)")
     ap.add_argument("--mediapipe-python", default=os.environ.get("FACEPOINTS_MEDIAPIPE_PYTHON", ""),
                     help="python of a venv with mediapipe==0.10.21 (see mediapipe_ref.py); empty = skip")
     ap.add_argument("--fit-faces", type=int, default=600, help="training faces used to fit dlib's box map")
@@ -287,6 +289,8 @@ def main() -> None:
             if scores is not None and r.scheme == "ibug68":
                 confidence.append(confidence_report(r.name, ds, pred, scores, samples, args.out))
             per_ds.append(r)
+        for m in args.flip_average:
+            per_ds.append(shipped.run(m, ds, flip_average=True)[0])
         samples = shipped.test_samples(ds)
         gt, mask = np.stack([s.points for s in samples]), np.stack([s.mask for s in samples])
         for name, fn in refs.items():

@@ -17,6 +17,7 @@ README = ROOT / "README.md"
 START, END = "<!-- results:start (benchmarks/readme_results.py) -->", "<!-- results:end -->"
 ROWS = [  # (name in results, label, recipe)
     ("default", "`default` (int8, shipped)", "`configs/default.yaml`"),
+    ("default +flip", "`default` + flip averaging", "opt-in `flip_average=True`: the mirrored crop too"),
     ("default-float32", "`default`, float32 twin", "same weights, not quantised"),
     ("seed_baseline", "`seed_baseline`", "`configs/seed_baseline.yaml` (the seed write-up)"),
     ("dlib", "dlib 68-point predictor", "reference; trained on 300-W, AFW included"),

@@ -57,24 +57,26 @@ def convention_for(card, dataset: str) -> str | None:
     return wanted if wanted in card.conventions else None
 
 
-def run(model_ref: str | Path, dataset: str, convention: str | None = None):
+def run(model_ref: str | Path, dataset: str, convention: str | None = None, flip_average: bool = False):
     """(EvalResult, points, scores, samples, convention) of one model on one test set, box = tight GT box.
 
     ``convention``: the output markup; default: the test set's own when the model learned it.
+    ``flip_average``: the opt-in mode that also runs the mirrored crop (its row is named "<model> +flip").
     """
     import facepoints
     from facepoints.datasets import convert_sample
     from facepoints.metrics import compute_metrics
 
     convention = convention or convention_for(card_of(model_ref), dataset)
-    model = facepoints.load(model_ref, threads=1, convention=convention)
+    model = facepoints.load(model_ref, threads=1, convention=convention, flip_average=flip_average)
     samples = test_samples(dataset)
     if model.scheme.name != samples[0].scheme:  # e.g. kaggle15: the 68 annotated points converted, same face box
         samples = [convert_sample(s, model.scheme) for s in samples]
     out = [model.landmarks_with_scores(s.image, s.crop_box[None]) for s in samples]
     pred, scores = np.stack([p[0] for p, _ in out]), np.stack([c[0] for _, c in out])
     gt, mask = np.stack([s.points for s in samples]), np.stack([s.mask for s in samples])
-    r = compute_metrics(pred, gt, mask, model.scheme, name=str(model.card.name), dataset=dataset,
+    name = f"{model.card.name} +flip" if flip_average else str(model.card.name)
+    r = compute_metrics(pred, gt, mask, model.scheme, name=name, dataset=dataset,
                         sources=[s.source for s in samples])
     return r, pred, (scores if model.card.model != "baseline" else None), samples, convention
 

@@ -65,6 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["default", "seed_baseline"])
     ap.add_argument("--repeats", type=int, default=300)
+    ap.add_argument("--flip-average", nargs="*", default=["default"], help="models also timed with flip averaging")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
@@ -100,10 +101,11 @@ def main() -> None:
         twin = float_twin(name)
         if twin is not None:
             names.insert(names.index(name) + 1, twin)
-    for name in names:
-        label = name.stem if isinstance(name, Path) else name
+    runs = [(n, False) for n in names] + [(n, True) for n in args.flip_average]
+    for name, flip in runs:
+        label = (name.stem if isinstance(name, Path) else name) + (" +flip" if flip else "")
         for threads in (1, 2):
-            model = facepoints.load(name, threads=threads)
+            model = facepoints.load(name, threads=threads, flip_average=flip)
             x = np.random.default_rng(0).random((1, model.channels, model.input_size, model.input_size),
                                                 dtype=np.float32)
             sess = model._session
@@ -117,7 +119,7 @@ def main() -> None:
                          "threads": threads, "net_ms_b1": net_ms, "ms_per_face_b1": step_ms,
                          "faces_per_s_b32": 32000 / b32, "dlib_ms_alongside": alongside})
         ck = ROOT / "checkpoints" / f"{label}.pt"
-        if ck.exists() and importlib.util.find_spec("torch") is not None:
+        if not flip and ck.exists() and importlib.util.find_spec("torch") is not None:
             import torch
 
             from facepoints.checkpoint import load_checkpoint
