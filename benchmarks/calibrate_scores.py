@@ -355,7 +355,10 @@ def markdown(info: dict, cal: ScoreCalibration, val: dict[str, dict], results: d
 def write_card(card_file: Path, cal: ScoreCalibration) -> None:
     data = json.loads(card_file.read_text(encoding="utf-8"))
     card = ModelCard.from_dict(data, str(card_file))
-    card.score_calibration = cal.to_dict()
+    old = card.score_calibration or {}
+    if old.get("not_a_face_below"):
+        print("re-run benchmarks/not_a_face.py --write-card: the calibration changed under its cut")
+    card.score_calibration = cal.to_dict() | {"not_a_face_below": old.get("not_a_face_below", 0.0)}
     card.scores = (f"P(point within {100 * cal.tolerance:g} % of the outer-eye-corner distance), calibrated on "
                    "held-out validation faces (score_calibration)")
     card_file.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")

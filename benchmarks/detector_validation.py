@@ -32,6 +32,21 @@ from facepoints.detectors import build_detector
 from facepoints.detectors.evaluate import PR_FLOOR, LabelledPhoto, run_detector
 
 
+def validation_sets(config: str | Path, cache: Path) -> dict[str, list]:
+    """The detector config's held-out photos: ``natural`` (as they are) and ``composed`` scenes."""
+    cfg = load_detector_config(config)
+    if cache.is_file():
+        scenes = pickle.loads(cache.read_bytes())  # noqa: S301 - written by this script
+    else:
+        with tempfile.TemporaryDirectory() as tmp:  # the training run's cache of searched photos, when present
+            _, val, negatives = _prepare(cfg, Path(cfg.out_dir) if Path(cfg.out_dir).is_dir() else Path(tmp))
+        scenes = validation_scenes(val, negatives[::-1], cfg)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(scenes))
+    n = cfg.data.val_scenes
+    return {"composed": scenes[:n], "natural": scenes[n:]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "configs" / "detector_finetune.yaml"))
@@ -40,17 +55,7 @@ def main() -> None:
                     help="the composed scenes are kept here: building them reads every training photo")
     args = ap.parse_args()
     cv2.setNumThreads(1)
-    cfg = load_detector_config(args.config)
-    if args.cache.is_file():
-        scenes = pickle.loads(args.cache.read_bytes())
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            _, val, negatives = _prepare(cfg, Path(tmp))
-        scenes = validation_scenes(val, negatives[::-1], cfg)
-        args.cache.parent.mkdir(parents=True, exist_ok=True)
-        args.cache.write_bytes(pickle.dumps(scenes))
-    n = cfg.data.val_scenes
-    sets = {"composed": scenes[:n], "natural": scenes[n:]}
+    sets = validation_sets(args.config, args.cache)
     dets = {"facepoints": (build_detector("facepoints", threshold=PR_FLOOR, threads=1),
                            build_detector("facepoints").score_threshold),
             "haar": (build_detector("haar"), 0.0)}

@@ -247,7 +247,8 @@ def _model_spec(model: LandmarkModel) -> tuple[str, dict]:
         detector = dataclasses.replace(detector)  # a fresh copy without loaded (unpicklable) state
     return str(model.path), {"threads": 1, "detector": detector, "refine": model.refine,
                              "batch_size": model.batch_size, "max_pixels": model.max_pixels,
-                             "convention": model.convention or None, "flip_average": model.flip_average}
+                             "convention": model.convention or None, "flip_average": model.flip_average,
+                             "min_face_score": model.min_face_score}
 
 
 def _init_worker(spec: tuple[str, dict], task: Task) -> None:

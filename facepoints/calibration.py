@@ -10,7 +10,10 @@ crop units, a number with no meaning to a user (a visibly right face scores
   on the jaw);
 - face score: P(the face's NME < ``face_nme`` (10 %), i.e. not a failed fit),
   a second monotone map from the face's mean point probability;
-- ``doubtful_below``: faces under this face score are flagged.
+- ``doubtful_below``: faces under this face score are flagged;
+- ``not_a_face_below``: detections under this face score are dropped by
+  ``detect``: the points found there are not a face's (chosen on the face
+  detector's held-out photos by ``benchmarks/not_a_face.py``).
 
 Both maps are fitted by isotonic regression (pool-adjacent-violators) on held-
 out validation faces (``benchmarks/calibrate_scores.py``) and stored as plain
@@ -130,6 +133,7 @@ class ScoreCalibration:
     point_maps: dict[str, list[MonotoneMap]]  # region -> one raw score -> P(point within tolerance) map per stratum
     face_map: MonotoneMap  # mean point probability -> P(face NME < face_nme)
     doubtful_below: float
+    not_a_face_below: float = 0.0
     strata: list[float] = field(default_factory=lambda: [0.0])  # face mean raw score at each stratum's centre
     tolerance: float = 0.05
     face_nme: float = 0.10
@@ -149,8 +153,8 @@ class ScoreCalibration:
         for j, name in enumerate(self._names):
             self._region_of[self.regions[name]] = j
         self._cols = [np.flatnonzero(self._region_of == j) for j in range(len(self._names))]
-        if not 0 <= float(self.doubtful_below) <= 1:
-            raise CalibrationError("score calibration: doubtful_below must be in [0, 1]")
+        if not 0 <= float(self.doubtful_below) <= 1 or not 0 <= float(self.not_a_face_below) <= 1:
+            raise CalibrationError("score calibration: doubtful_below and not_a_face_below must be in [0, 1]")
         self.strata = [float(v) for v in self.strata]
         if not self.strata or (np.diff(self.strata) <= 0).any():
             raise CalibrationError("score calibration: strata must be a non-empty increasing list")
@@ -203,6 +207,7 @@ class ScoreCalibration:
             "point_maps": {k: [m.to_dict() for m in maps] for k, maps in self.point_maps.items()},
             "face_map": self.face_map.to_dict(),
             "doubtful_below": round(float(self.doubtful_below), 6),
+            "not_a_face_below": round(float(self.not_a_face_below), 6),
             "fitted_on": self.fitted_on, "summary": self.summary,
         }
 
@@ -223,7 +228,7 @@ class ScoreCalibration:
                             for k, v in d["point_maps"].items()},
                 strata=list(d.get("strata", [0.0])),
                 face_map=MonotoneMap.from_dict(d["face_map"], f"{where}.face_map"),
-                doubtful_below=float(d["doubtful_below"]),
+                doubtful_below=float(d["doubtful_below"]), not_a_face_below=float(d.get("not_a_face_below", 0.0)),
                 tolerance=float(d.get("tolerance", 0.05)), face_nme=float(d.get("face_nme", 0.10)),
                 fitted_on=str(d.get("fitted_on", "")), summary=dict(d.get("summary", {})),
             )

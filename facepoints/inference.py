@@ -120,12 +120,14 @@ class LandmarkModel:
         convention: str | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         flip_average: bool = False,
+        min_face_score: float | None = None,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise _not_found(f"no model file {self.path}")
         self._configure(read_sidecar(self.path), detector=detector, box_maps=box_maps, batch_size=batch_size,
-                        refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average)
+                        refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average,
+                        min_face_score=min_face_score)
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=_session_options(threads),
                                                  providers=["CPUExecutionProvider"])
@@ -135,7 +137,7 @@ class LandmarkModel:
 
     def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
                    batch_size: int, refine: int, convention: str | None, max_pixels: int | None,
-                   flip_average: bool = False) -> None:
+                   flip_average: bool = False, min_face_score: float | None = None) -> None:
         """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
         self.card = card
         self.meta: dict = card.to_dict()
@@ -152,6 +154,11 @@ class LandmarkModel:
         self._flip = self._flip_table() if self.flip_average else None
         # None: scores stay the raw head output (set it to None to get raw scores from a calibrated model)
         self.calibration: ScoreCalibration | None = self._read_calibration()
+        # detect drops detections whose points are not a face; None: the card's cut, 0: keep every detection
+        card_cut = self.calibration.not_a_face_below if self.calibration is not None else 0.0
+        self.min_face_score = card_cut if min_face_score is None else float(min_face_score)
+        if not 0.0 <= self.min_face_score <= 1.0:
+            raise ValueError("min_face_score must be between 0 and 1")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if refine < 0:
@@ -373,7 +380,8 @@ class LandmarkModel:
         faces = []
         for img, dets, b, p, s in zip(images, detections, boxes, points, scores):
             h, w = img.shape[:2]
-            faces.append(self.make_faces(b, clip_to_image(p, w, h), s, [float(d.score) for d in dets]) if dets else [])
+            found = self.make_faces(b, clip_to_image(p, w, h), s, [float(d.score) for d in dets]) if dets else []
+            faces.append([f for f in found if f.face_score is None or f.face_score >= self.min_face_score])
         return faces
 
 

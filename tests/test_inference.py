@@ -520,3 +520,25 @@ def test_flip_averaging_reaches_the_batch_workers_and_the_cli(tmp_path: Path) ->
         runs[flag] = np.array(json.loads((out / "results.json").read_text())["images"][0]["faces"][0]["points"])
     shift = np.abs(runs["--flip-average"] - runs["--no-flip-average"]).max()
     assert 0.01 < shift < 10  # a different, nearby answer
+
+
+def test_detections_whose_points_are_not_a_face_are_dropped_at_the_cut(real_data: Path) -> None:
+    from facepoints.batch import _model_spec
+    from facepoints.detectors import build_detector
+    from facepoints.images import read_image
+
+    default = load()
+    assert default.min_face_score == default.calibration.not_a_face_below
+    photo = read_image(sorted((real_data / "300w-68" / "afw-scenes" / "images").glob("*.jpg"))[0])
+    loose = build_detector("facepoints", threshold=0.05)  # many boxes, some of them not faces
+    every = load(detector=loose, min_face_score=0.0).detect(photo)
+    scores = sorted(f.face_score for f in every)
+    assert len(every) >= 3 and scores[0] < scores[-1]
+    cut = (scores[0] + scores[-1]) / 2
+    kept = load(detector=loose, min_face_score=cut).detect(photo)
+    want = [f for f in every if f.face_score >= cut]
+    assert 0 < len(kept) == len(want) < len(every)
+    assert all(np.allclose(a.points, b.points) for a, b in zip(kept, want))
+    assert _model_spec(load(min_face_score=0.25))[1]["min_face_score"] == 0.25
+    with pytest.raises(ValueError, match="min_face_score"):
+        load(min_face_score=1.5)

@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from facepoints.detectors.base import Detector
+from facepoints.detectors.base import Detection, Detector
 from facepoints.detectors.metrics import ImageResult, match_image, pr_curve, summarise, threshold_for_fp_budget
 
 PR_FLOOR = 0.02  # the CNN keeps detections down to this score when a whole precision-recall curve is wanted
@@ -48,6 +49,18 @@ class DetectorRun:
                 "fp_per_photo": at.fp_per_image, "ap": at.ap,
                 f"recall_at_{fp_budget:g}_fp_per_photo": bud.recall, "budget_threshold": budget_thr,
                 "ms_per_photo_median": self.ms_per_photo, "ms_per_photo_mean": 1000 * float(np.mean(self.seconds))}
+
+
+@dataclass
+class LandmarkPipeline:
+    """``LandmarkModel.detect`` seen as a detector: the refined tight boxes of the faces it keeps (what users get:
+    detector, box map, two re-crops, and detections whose points are not a face dropped)."""
+
+    model: Any  # a facepoints LandmarkModel
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        return [Detection(np.asarray(f.box, dtype=np.float64), float(f.detection_score), "landmarks")
+                for f in self.model.detect(image_rgb)]
 
 
 def run_detector(name: str, detector: Detector, photos: Iterable[LabelledPhoto], iou: float = 0.5,
