@@ -83,7 +83,7 @@ def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None
         provenance=f"facepoints run {ck['config'].get('name')}, epoch {ck.get('epoch')}, "
                    f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
         selection=selection(ck), training_data=[display_path(d["path"]) for d in ck["config"]["data"]["train"]],
-        licence=DATA_NOTICE, conventions=convention_shifts(ck), metrics=metrics or {},
+        licence=DATA_NOTICE, conventions=convention_shifts(ck), point_offset=point_offset(ck), metrics=metrics or {},
     )
 
 

@@ -101,6 +101,22 @@ def test_export_int8_from_the_command_line(recipe_run: Path, tmp_path: Path) -> 
     card = ModelCard.for_model(out)
     assert card.precision.startswith("int8") and list(card.conventions) == ["a", "b"]
     assert np.allclose(card.conventions["a"], 0.0) and not np.allclose(card.conventions["b"], 0.0)
+    table = torch.load(recipe_run, map_location="cpu", weights_only=True)["state_dict"]["point_offset"]
+    assert np.allclose(card.point_offset, table[0].numpy(), atol=1e-6) and not np.allclose(card.point_offset, 0.0)
+
+
+def test_flip_averaging_answers_alike_from_the_checkpoint_and_its_export(recipe_run: Path, tmp_path: Path) -> None:
+    """Both paths take the learned offset out of the mirrored answer; the checkpoint reads it from its weights."""
+    from facepoints.export import export_onnx
+    from facepoints.inference import load, load_any
+
+    onnx_path = export_onnx(recipe_run, tmp_path / "tiny.onnx", name="tiny")
+    image = np.random.default_rng(0).integers(0, 255, (120, 100, 3), dtype=np.uint8)
+    box = np.array([[20.0, 25.0, 80.0, 95.0]])
+    a = load_any(recipe_run, flip_average=True).landmarks(image, box)
+    b = load(onnx_path, flip_average=True).landmarks(image, box)
+    plain = load(onnx_path).landmarks(image, box)
+    assert np.allclose(a, b, atol=1e-3) and not np.allclose(b, plain, atol=1e-3)
 
 
 class _Payload:
