@@ -50,11 +50,25 @@ def render() -> str:
             cells.append(f"{r['nme_mean']:.2f} % / {r['failure_rate']:.1f} % / {r['auc']:.3f}" if r else "")
         if any(cells):
             lines.append(f"| {label} | {recipe} | {cells[0]} | {cells[1]} | {_speed(name, speed)} |")
+    lines += ["", *detection_table(_load("detection.json"))]
     prov = acc.get("provenance", {})
     lines += ["", f"Measured by `{prov.get('command', 'python benchmarks/accuracy.py')}` at commit "
               f"`{prov.get('commit', '?')}` ({prov.get('versions', {}).get('onnxruntime', '?')} onnxruntime) and "
               "`python benchmarks/speed.py`; tight ground-truth boxes, NME in % of the outer-eye-corner distance."]
     return "\n".join(lines)
+
+
+def detection_table(det: dict) -> list[str]:
+    """Face finding on whole AFW photos: each detector alone, and what ``detect`` returns with it."""
+    rows = [r for r in det.get("rows", []) if r["set"] == "afw-scenes"]
+    if not rows:
+        return []
+    out = ["| face detector (AFW scenes, whole photos) | faces found | false detections | ms per photo |",
+           "|---|---:|---:|---:|"]
+    out += [f"| {r['detector']} | {r['found']} / {r['faces']} ({100 * r['recall']:.1f} %) | {r['false_positives']} | "
+            f"{r['ms_per_photo_median']:.0f} |" for r in rows]
+    cmd = det.get("provenance", {}).get("command", "python benchmarks/detection.py")
+    return [*out, "", f"Detection by `{cmd}` (1 thread; `+landmarks`: what `detect` returns, 68 points included)."]
 
 
 def block(text: str) -> str:
