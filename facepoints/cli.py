@@ -129,7 +129,7 @@ def detect(
     max_megapixels: MegapixelsOption = 50.0,
     detector: DetectorOption = None,
     flip_average: Annotated[bool, typer.Option(
-        help="Also run each face mirrored and average: about 3 % lower error, twice the landmark time.")] = False,
+        help="Also run each face mirrored and average: lower error, twice the landmark time.")] = False,
 ) -> None:
     """Detect faces and their keypoints; write annotated images and every face's box and points."""
     from facepoints.batch import DetectTask

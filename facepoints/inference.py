@@ -309,7 +309,7 @@ class LandmarkModel:
 
     def _network(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised points and raw scores; with ``flip_average``, the mean of the crop's and its mirror's answers
-        (about 3 % lower NME on held-out faces for twice the network time: benchmarks/results/flip_tta.md)."""
+        (lower NME on held-out faces for twice the network time: benchmarks/results/flip_tta.md)."""
         if self._flip is None:
             return self._run(x)
         n, (perm, off) = len(x), self._flip
