@@ -186,6 +186,7 @@ def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = N
     import tempfile
 
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if crops is None:
         crops = calibration_crops(checkpoint, n_calibration, calibration)
     n_calibration = len(crops)
