@@ -65,6 +65,13 @@ def point_offset(ck: dict[str, Any]) -> list[list[float]]:
     return (table[0] if table.ndim == 3 else table).tolist()
 
 
+def retrain_command(ck: dict[str, Any], name: str, int8: bool = False) -> str:
+    """The commands that rebuild a shipped file from its recipe (configs/<run name>.yaml)."""
+    run = ck["config"].get("name") or name
+    return (f"facepoints train configs/{run}.yaml && facepoints export runs/{run}/best.pt{' --int8' if int8 else ''} "
+            f"--out facepoints/weights/{name}.onnx --name {name}")
+
+
 def selection(ck: dict[str, Any]) -> str:
     data = ck["config"]["data"]
     if data.get("val"):
@@ -84,6 +91,7 @@ def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None
                    f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
         selection=selection(ck), training_data=[display_path(d["path"]) for d in ck["config"]["data"]["train"]],
         licence=DATA_NOTICE, conventions=convention_shifts(ck), point_offset=point_offset(ck), metrics=metrics or {},
+        retrain=retrain_command(ck, name),
     )
 
 
@@ -194,6 +202,7 @@ def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = N
         fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", name=name or out.stem)
         quantize_onnx(fp32, out, crops)
         card = ModelCard.for_model(fp32)
+    card.retrain = retrain_command(read_checkpoint(checkpoint), card.name, int8=True)
     card.precision = (f"int8 backbone and decoder (static QDQ, per-channel weights, {n_calibration} calibration "
                       f"faces from {calibration or 'the training data'}); float head and soft-argmax")
     card.write(out)
