@@ -91,6 +91,18 @@ def measure(model_ref: str | Path, dataset: str) -> dict[str, float | str]:
     return out
 
 
+def retrain(name: str, card) -> str:
+    """The commands that rebuild this shipped file and its card from scratch."""
+    from facepoints.checkpoint import read_checkpoint
+    from facepoints.export import retrain_command
+
+    line = retrain_command(read_checkpoint(ROOT / "checkpoints" / f"{name}.pt"), name, int8="int8" in card.precision)
+    if card.score_calibration:
+        line += (f" && python benchmarks/calibrate_scores.py --model facepoints/weights/{name}.onnx --write-card"
+                 " && python benchmarks/not_a_face.py --write-card")
+    return line + " && python benchmarks/shipped.py"
+
+
 def record(names: list[str]) -> None:
     """Measure each shipped model on every test set and store the figures in its card."""
     from facepoints.card import ModelCard
@@ -100,6 +112,7 @@ def record(names: list[str]) -> None:
         path = model_dir() / f"{name}.onnx"
         card = ModelCard.for_model(path)
         card.metrics = {ds: measure(path, ds) for ds in TEST_SETS}
+        card.retrain = retrain(name, card)
         card.measured_with = {k: v for k, v in versions().items() if k in ("onnxruntime", "opencv-python-headless",
                                                                           "numpy", "pillow")}
         card.write(path)
