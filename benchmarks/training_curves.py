@@ -49,7 +49,7 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "training_curves.png", dpi=110)
     lines += ["", "Runs v2-v4 were validated on AFW + YouTube-Faces test (the old protocol, now retired: those are "
-              "test sets); v5 on 10 % of the training people and photos held out by name. Their NME columns "
+              "test sets); v5 and later on 10 % of the training people and photos held out by name. Their NME columns "
               "are therefore not comparable across the two protocols.", "",
               "Wall time sums the epochs' seconds (validation included, data loading excluded); runs "
               "that shared the 2 cores with another job ran slower.", "", "![curves](training_curves.png)"]
