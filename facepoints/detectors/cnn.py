@@ -57,7 +57,10 @@ class CnnDetector:
 
     model: str | Path | None = None  # .onnx path; None: the shipped facepoints/weights/detector.onnx
     threshold: float | None = None
-    min_face: float = 20.0  # smallest face side to find, in image pixels
+    # Smallest face side to find, in image pixels. None: the network's own smallest face (the sidecar's
+    # min_face_px), so photos run at their own scale, the scale its threshold was chosen at; on the held-out
+    # photos that finds far more faces than halving them (benchmarks/results/detector_validation.md).
+    min_face: float | None = None
     max_side: int = 1280  # cap on the network input's longer side
     nms_iou: float = 0.4
     max_faces: int = 300
@@ -66,7 +69,7 @@ class CnnDetector:
     _meta: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.min_face <= 0:
+        if self.min_face is not None and self.min_face <= 0:
             raise DetectorError("min_face must be a positive number of pixels")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise DetectorError("threshold must be between 0 and 1")
@@ -104,7 +107,8 @@ class CnnDetector:
 
     def scale_for(self, width: int, height: int) -> float:
         """Input scale: ``min_face`` image pixels -> the network's smallest face, capped by ``max_side``."""
-        s = float(self._meta.get("min_face_px", 10.0)) / self.min_face
+        net_min = float(self._meta.get("min_face_px", 10.0))
+        s = net_min / (self.min_face if self.min_face is not None else net_min)
         return min(s, self.max_side / max(width, height))
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
