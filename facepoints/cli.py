@@ -49,7 +49,7 @@ app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pre
 
 SAMPLE_IMAGE = "astronaut.jpg"
 DetectorOption = Annotated[Optional[str], typer.Option(
-    help="Face detector: haar (default), facepoints (the project's CNN) or dlib (needs facepoints[dlib]).")]
+    help="Face detector: facepoints (the project's CNN, default), haar or dlib (needs facepoints[dlib]).")]
 
 
 def _check_detector(name: Optional[str]) -> None:

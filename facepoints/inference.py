@@ -93,7 +93,7 @@ class LandmarkModel:
     """An exported landmark model: image + face boxes -> points in image pixels.
 
     ``landmarks`` takes boxes in the training convention (the tight box of the
-    points); ``detect`` finds faces itself with the Haar detector and maps its
+    points); ``detect`` finds faces itself with the default detector and maps its
     boxes to that convention with the fitted ``BoxMaps``. The mapped box is only
     an estimate, so ``detect`` then re-crops ``refine`` times around the tight
     box of its own points: on held-out faces two passes cut the error with

@@ -5,8 +5,8 @@ makes one. Every backend's boxes go through its ``box_maps`` to the landmark
 model's convention (the tight box of the 68 points), each map fitted on
 training faces only.
 
-- ``facepoints``: the project's own CNN (``cnn.py``); finds rolled faces, not yet the default;
-- ``haar``: OpenCV's Haar cascades (``haar.py``), the first detector and still the default;
+- ``facepoints``: the project's own CNN (``cnn.py``), the default: it beats Haar on the held-out photos;
+- ``haar``: OpenCV's Haar cascades (``haar.py``), the first detector;
 - ``dlib``: dlib's HOG detector (``dlib_hog.py``), with ``pip install 'facepoints[dlib]'``.
 """
 
@@ -22,7 +22,7 @@ from facepoints.detectors.haar import FRONTAL_CASCADE, PROFILE_CASCADE, FaceDete
 
 HaarDetector = FaceDetector
 DETECTORS: dict[str, type] = {"facepoints": CnnDetector, "haar": FaceDetector, "dlib": DlibHogDetector}
-DEFAULT_DETECTOR = "haar"  # the CNN does not yet beat Haar on held-out photos (docs/detection.md)
+DEFAULT_DETECTOR = "facepoints"  # beats Haar on held-out photos (benchmarks/results/detector_validation.md)
 
 
 def build_detector(name: str | None = None, **kw: Any) -> Detector:
