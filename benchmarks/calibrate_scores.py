@@ -9,7 +9,7 @@ photos). AFW and YouTube-Faces test are only measured, never fitted on.
 
 Each face is run under several box sources ("conditions"): ``tight`` (the
 ground-truth tight box, what ``landmarks`` expects), ``detect`` (the runtime's
-Haar detector + box map + refinement, matched to the annotated face) and
+default detector + box map + refinement, matched to the annotated face) and
 ``rough-10`` / ``rough-20`` (the tight box shifted by N(0, 10 % / 20 %) of its
 size and scaled by exp(N(0, 1.5 x that)): another detector's box, and a source
 of failed fits). Point maps are fitted on ``tight`` + ``detect`` (how the runtime
@@ -335,7 +335,7 @@ def markdown(info: dict, cal: ScoreCalibration, val: dict[str, dict], results: d
         "Face score over all four box sources together: " + "; ".join(
             f"{ds}: {m['failed_faces']}/{m['faces']} failed, face ECE {m['face_ece']:.3f}, AUROC {m['face_auroc']:.3f}"
             for ds, m in pooled.items()) + ".", "",
-        ("Boxes: `tight` = ground-truth tight box (`landmarks`), `detect` = the runtime's `detect` (Haar + box map + "
+        ("Boxes: `tight` = ground-truth tight box (`landmarks`), `detect` = the runtime's `detect` (default detector + box map + "
         "refinement; missed = no detected face on the annotated one), `rough-10`/`rough-20` = tight box shifted by "
         "N(0, 10 %/20 %) of its size and scaled by exp(N(0, 1.5x that)). Hit rate: share of points within 5 %. "
         "ECE: expected calibration error, 10 equal-width bins; 'raw' takes the raw score as a probability. "
