@@ -54,8 +54,8 @@ def test_the_model_in_the_loop_aligns_a_moved_photo_to_nearly_the_same_crop(mode
     image, pts = astronaut
     t = similarity(8, 1.3, (90, 30), centre=(256, 256))
     moved = cv2.warpAffine(image, t, (800, 760), flags=cv2.INTER_LINEAR)
-    faces = model.detect(moved)
-    assert len(faces) == 1
+    faces = model.detect(moved)  # best detection first (the CNN may add a weak false one on the black border)
+    assert faces and faces[0].face_score > 0.9
     five = apply(align.alignment_matrix(faces[0].points), align.five_points(faces[0].points))
     five_ref = apply(align.alignment_matrix(pts), align.five_points(pts))
     assert np.abs(five - five_ref).max() < 6.0, "aligned eyes, nose and mouth move by a few pixels at most"

@@ -211,9 +211,8 @@ def test_concurrent_requests_share_one_model_safely(server: str, reference) -> N
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(lambda d: post(server, "/v1/landmarks", d).json(), jobs))
     for i, res in enumerate(results):
-        assert len(res["faces"]) == 1, res
-        first = results[i % 3]["faces"][0]["points"]
-        assert res["faces"][0]["points"] == first  # same input, same answer, whatever ran beside it
+        assert res["faces"], res
+        assert res["faces"] == results[i % 3]["faces"]  # same input, same answer, whatever ran beside it
     np.testing.assert_allclose(results[0]["faces"][0]["points"], reference.points, atol=0.01)
 
 
