@@ -127,7 +127,7 @@ class LandmarkModel:
             raise _not_found(f"no model file {self.path}")
         self._configure(read_sidecar(self.path), detector=detector, box_maps=box_maps, batch_size=batch_size,
                         refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average,
-                        min_face_score=min_face_score)
+                        min_face_score=min_face_score, threads=threads)
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=_session_options(threads),
                                                  providers=["CPUExecutionProvider"])
@@ -137,7 +137,8 @@ class LandmarkModel:
 
     def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
                    batch_size: int, refine: int, convention: str | None, max_pixels: int | None,
-                   flip_average: bool = False, min_face_score: float | None = None) -> None:
+                   flip_average: bool = False, min_face_score: float | None = None,
+                   threads: int | None = None) -> None:
         """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
         self.card = card
         self.meta: dict = card.to_dict()
@@ -167,7 +168,9 @@ class LandmarkModel:
             raise ValueError("max_pixels must be at least 1 (or None for no limit)")
         self.batch_size, self.refine, self.max_pixels = batch_size, refine, max_pixels
         self.detector_spec = detector  # as given: worker processes rebuild the detector from it
-        self.detector = build_detector(detector) if detector is None or isinstance(detector, str) else detector
+        # a detector built here gets the model's thread budget: a one-thread worker must not run a two-thread CNN
+        self.detector = (build_detector(detector, threads=threads) if detector is None or isinstance(detector, str)
+                         else detector)
         self._box_maps = box_maps
         self._lock = threading.Lock()
         self._fixed_batch: int | None = None

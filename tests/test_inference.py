@@ -542,3 +542,10 @@ def test_detections_whose_points_are_not_a_face_are_dropped_at_the_cut(real_data
     assert _model_spec(load(min_face_score=0.25))[1]["min_face_score"] == 0.25
     with pytest.raises(ValueError, match="min_face_score"):
         load(min_face_score=1.5)
+
+
+def test_a_detector_built_by_name_gets_the_models_thread_budget() -> None:
+    """A one-thread batch worker must not run the CNN detector on every core (it thrashed --workers 2)."""
+    assert load(threads=1).detector.threads == 1
+    assert load(threads=1, detector="haar").detector.threads == 1
+    assert load().detector.threads is None  # onnxruntime's own default
