@@ -80,7 +80,7 @@ def selection(ck: dict[str, Any]) -> str:
             "held out by name")
 
 
-def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None) -> ModelCard:
+def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None, int8: bool = False) -> ModelCard:
     norm = ck["normalisation"]
     return ModelCard(
         name=name, model=ck["model_name"], scheme=ck["scheme"], input_size=int(norm["input_size"]),
@@ -91,13 +91,16 @@ def sidecar(ck: dict[str, Any], name: str, metrics: dict[str, Any] | None = None
                    f"validation NME {100 * float(ck.get('val_nme', float('nan'))):.2f}%",
         selection=selection(ck), training_data=[display_path(d["path"]) for d in ck["config"]["data"]["train"]],
         licence=DATA_NOTICE, conventions=convention_shifts(ck), point_offset=point_offset(ck), metrics=metrics or {},
-        retrain=retrain_command(ck, name),
+        retrain=retrain_command(ck, name, int8),
     )
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, name: str | None = None,
-                metrics: dict[str, Any] | None = None, opset: int = 17) -> Path:
-    """Export a checkpoint; writes ``out`` (.onnx) and the sidecar ``out`` with ``.json``."""
+                metrics: dict[str, Any] | None = None, opset: int = 17, int8: bool = False) -> Path:
+    """Export a checkpoint; writes ``out`` (.onnx) and the sidecar ``out`` with ``.json``.
+
+    ``int8``: the float graph is the first step of an int8 export (the card's retrain line says so).
+    """
     model, ck = load_checkpoint(checkpoint)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +114,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, name: str | None = N
             dynamic_axes={"image": {0: "batch"}, "points": {0: "batch"}, "scores": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )
-    sidecar(ck, name or out.stem, metrics).write(out)
+    sidecar(ck, name or out.stem, metrics, int8).write(out)
     return out
 
 
@@ -199,10 +202,9 @@ def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = N
         crops = calibration_crops(checkpoint, n_calibration, calibration)
     n_calibration = len(crops)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", name=name or out.stem)
+        fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", name=name or out.stem, int8=True)
         quantize_onnx(fp32, out, crops)
         card = ModelCard.for_model(fp32)
-    card.retrain = retrain_command(read_checkpoint(checkpoint), card.name, int8=True)
     card.precision = (f"int8 backbone and decoder (static QDQ, per-channel weights, {n_calibration} calibration "
                       f"faces from {calibration or 'the training data'}); float head and soft-argmax")
     card.write(out)

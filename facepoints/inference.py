@@ -21,7 +21,7 @@ from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
 from facepoints.detectors import BoxMaps, Detector, build_detector
 from facepoints.face import Face
-from facepoints.geometry import MAX_BOX_SCALE, check_boxes, clip_to_image, normalised_to_image, prepare_input
+from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
@@ -261,9 +261,7 @@ class LandmarkModel:
 
         Skips the score calibration that ``landmarks_with_scores`` adds: points alone are the hot path.
         """
-        img = as_rgb(image, max_pixels=self.max_pixels)
-        h, w = img.shape[:2]
-        return clip_to_image(self._predict(img, check_boxes(boxes, (w, h)))[0], w, h)
+        return self._clipped(image, boxes)[0]
 
     def landmarks_with_scores(
         self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]
@@ -271,14 +269,19 @@ class LandmarkModel:
         """Points (N, K, 2) clipped to the image, and per-point scores (N, K) in [0, 1].
 
         Boxes must be finite, real, non-empty, overlap the image and be at most
-        ``MAX_BOX_SCALE`` image sides long; others raise a ValueError naming the box.
+        ``geometry.MAX_BOX_SCALE`` image sides long; others raise a ValueError naming the box.
         """
-        img = as_rgb(image, max_pixels=self.max_pixels)
-        h, w = img.shape[:2]
-        points, scores = self._predict(img, check_boxes(boxes, (w, h)))
+        points, scores = self._clipped(image, boxes)
         if self.calibration is not None:
             scores = self.calibration.point_probabilities(scores)
-        return clip_to_image(points, w, h), scores
+        return points, scores
+
+    def _clipped(self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+        """Points clipped to the image and raw scores for checked boxes: the path both public calls share."""
+        img = as_rgb(image, max_pixels=self.max_pixels)
+        h, w = img.shape[:2]
+        points, raw = self._predict(img, check_boxes(boxes, (w, h)))
+        return clip_to_image(points, w, h), raw
 
     def _predict(self, img: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unclipped points: refinement needs the box of a face cut by the frame, not of its clipped points."""

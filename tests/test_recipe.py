@@ -99,7 +99,7 @@ def test_export_int8_from_the_command_line(recipe_run: Path, tmp_path: Path) -> 
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     card = ModelCard.for_model(out)
-    assert card.precision.startswith("int8") and list(card.conventions) == ["a", "b"]
+    assert card.precision.startswith("int8") and list(card.conventions) == ["a", "b"] and " --int8 " in card.retrain
     assert np.allclose(card.conventions["a"], 0.0) and not np.allclose(card.conventions["b"], 0.0)
     table = torch.load(recipe_run, map_location="cpu", weights_only=True)["state_dict"]["point_offset"]
     assert np.allclose(card.point_offset, table[0].numpy(), atol=1e-6) and not np.allclose(card.point_offset, 0.0)
