@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from facepoints.datasets import load_dataset
-from facepoints.detectors import BOX_MAP_FORMAT, BoxMaps, box_iou, build_detector, fit_box_map
+from facepoints.detectors import BOX_MAP_FORMAT, BoxMaps, build_detector, fit_box_map
+from facepoints.detectors.boxmap import matched_detection
 from facepoints.detectors.dlib_hog import BOX_MAP_ASSET
 from facepoints.geometry import tight_box
 
@@ -42,12 +43,8 @@ def main() -> None:
         for s in samples[:: args.every]:
             total += 1
             t = tight_box(s.points, s.mask)
-            dets = det.detect(s.image)
-            if not dets:
-                continue
-            ious = box_iou(np.stack([d.box for d in dets]), t)[:, 0]
-            if ious.max() >= 0.3:
-                d = dets[int(ious.argmax())]
+            d = matched_detection(det.detect(s.image), t, 0.3)
+            if d is not None:
                 found[d.cascade].append(d)
                 tights[d.cascade].append(t)
     maps = {k: fit_box_map(found[k], np.array(tights[k])) for k in sorted(found) if len(found[k]) >= 5}

@@ -65,7 +65,8 @@ def check_against_torch(net: FaceDetectorNet, onnx_path: Path) -> float:
 def fit_cnn_box_map(onnx_path: Path, cfg: dict[str, Any], limit: int = 800) -> tuple[dict[str, float], int]:
     """BoxMap fitted on training photos (not the held-out ones) with the exported model's own boxes."""
     from facepoints.datasets import DatasetSpec, load_dataset, split_by_group
-    from facepoints.detectors import CnnDetector, box_iou, fit_box_map
+    from facepoints.detectors import CnnDetector, fit_box_map
+    from facepoints.detectors.boxmap import matched_detection
     from facepoints.geometry import tight_box
 
     samples = []
@@ -79,12 +80,9 @@ def fit_cnn_box_map(onnx_path: Path, cfg: dict[str, Any], limit: int = 800) -> t
     found, tights = [], []
     for s in train:
         t = tight_box(s.points, s.mask)
-        dets = det.detect(s.image)
-        if not dets:
-            continue
-        ious = box_iou(np.stack([d.box for d in dets]), t)[:, 0]
-        if ious.max() >= 0.5:
-            found.append(dets[int(ious.argmax())])
+        d = matched_detection(det.detect(s.image), t, 0.5)
+        if d is not None:
+            found.append(d)
             tights.append(t)
     if not found:  # an untrained network finds nothing: keep its boxes as they are
         return {"a_x": 0.0, "a_y": 0.0, "s_w": 1.0, "s_h": 1.0}, 0

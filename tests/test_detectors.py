@@ -220,3 +220,13 @@ def test_evaluate_detector_reports_recall_ap_and_a_pr_plot(tmp_path: Path, real_
     assert report["photos"] == 6 and report["faces"] == faces
     assert 0 < report["recall"] <= 1 and 0 < report["ap"] <= 1 and report["ms_per_photo_median"] > 0
     assert (tmp_path / "ev" / "detector_pr.png").stat().st_size > 1000
+
+
+def test_matched_detection_is_the_best_overlap_above_the_bar() -> None:
+    from facepoints.detectors.base import Detection
+    from facepoints.detectors.boxmap import matched_detection
+
+    dets = [Detection(np.array([0.0, 0, 10, 10]), 0.9), Detection(np.array([5.0, 5, 15, 15]), 0.5)]
+    assert matched_detection(dets, np.array([5.0, 5, 15, 15]), 0.5) is dets[1]  # overlap, not score, decides
+    assert matched_detection(dets, np.array([50.0, 50, 60, 60]), 0.3) is None
+    assert matched_detection([], np.array([0.0, 0, 1, 1]), 0.3) is None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.detectors.base import Detection
+from facepoints.detectors.base import Detection, box_iou
 
 BOX_MAP_ASSET = "haar_box_map.json"
 BOX_MAP_FORMAT = "facepoints-haar-box-map/1"  # the first detector's name; every backend's map files use it
@@ -60,6 +60,14 @@ def _as_boxes(detections: Sequence[Detection] | np.ndarray) -> tuple[np.ndarray,
     dets = list(detections)
     boxes = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
     return boxes, np.array([d.mirrored for d in dets], dtype=bool)
+
+
+def matched_detection(detections: Sequence[Detection], tight: np.ndarray, min_iou: float) -> Detection | None:
+    """The detection that overlaps an annotated face's tight box most, if at least ``min_iou``: a fitting pair."""
+    if not detections:
+        return None
+    ious = box_iou(np.stack([d.box for d in detections]), np.asarray(tight, dtype=np.float64).reshape(1, 4))[:, 0]
+    return detections[int(ious.argmax())] if ious.max() >= min_iou else None
 
 
 def box_map_residuals(detections: Sequence[Detection] | np.ndarray, tight_boxes: np.ndarray) -> np.ndarray:
