@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,31 +28,47 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from detection import provenance_block
 
+from facepoints.detector_data import Scene, natural_scene
 from facepoints.detector_train import _prepare, load_detector_config, validation_scenes
 from facepoints.detectors import build_detector
 from facepoints.detectors.evaluate import PR_FLOOR, LabelledPhoto, run_detector
 
+ENLARGED_SIDE = 1024
 
-def validation_sets(config: str | Path, cache: Path) -> dict[str, list]:
-    """The detector config's held-out photos: ``natural`` (as they are) and ``composed`` scenes."""
+
+def enlarged(scene: Scene, side: int = ENLARGED_SIDE) -> Scene:
+    """A held-out photo enlarged so its longer side is ``side``: faces as large as in full-size web photos."""
+    h, w = scene.image.shape[:2]
+    f = side / max(h, w)
+    img = cv2.resize(scene.image, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
+    k = np.array([img.shape[1] / w, img.shape[0] / h] * 2)
+    return Scene(img, (scene.boxes + 0.5) * k - 0.5, (scene.ignore.reshape(-1, 4) + 0.5) * k - 0.5)
+
+
+def validation_sets(config: str | Path, cache: Path) -> dict[str, list[Scene]]:
+    """The detector config's held-out photos: ``composed`` scenes, ``natural`` photos as they are (shrunk to
+    the scene size) and ``enlarged`` (the searched photos, HELEN, at 1024 px: faces of 400-700 px)."""
     cfg = load_detector_config(config)
     if cache.is_file():
-        scenes = pickle.loads(cache.read_bytes())  # noqa: S301 - written by this script
+        sets = pickle.loads(cache.read_bytes())  # noqa: S301 - written by this script
     else:
         with tempfile.TemporaryDirectory() as tmp:  # the training run's cache of searched photos, when present
             _, val, negatives = _prepare(cfg, Path(cfg.out_dir) if Path(cfg.out_dir).is_dir() else Path(tmp))
         scenes = validation_scenes(val, negatives[::-1], cfg)
+        n = cfg.data.val_scenes
+        searched = [p for p in val if p.max_context > 100]
+        sets = {"composed": scenes[:n], "natural": scenes[n:],
+                "enlarged": [enlarged(natural_scene(p, 10_000)) for p in searched]}
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_bytes(pickle.dumps(scenes))
-    n = cfg.data.val_scenes
-    return {"composed": scenes[:n], "natural": scenes[n:]}
+        cache.write_bytes(pickle.dumps(sets))
+    return sets
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "configs" / "detector_finetune.yaml"))
     ap.add_argument("--skip-dlib", action="store_true")
-    ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_val_scenes.pkl",
+    ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_val_sets.pkl",
                     help="the composed scenes are kept here: building them reads every training photo")
     args = ap.parse_args()
     cv2.setNumThreads(1)
@@ -75,7 +92,7 @@ def main() -> None:
     lines = ["# Detectors on the held-out validation photos (the default is chosen here)", "",
              *(f"- {k}: `{v}`" for k, v in prov.items()), "",
              f"Held-out people and photos of `{Path(args.config).name}`: {len(sets['natural'])} photos as they are "
-             f"(`natural`) and {len(sets['composed'])} composed scenes. Boxes mapped to the tight box, found = IoU "
+             f"(`natural`, shrunk to the scene size), the {len(sets['enlarged'])} searched (HELEN) ones enlarged to {ENLARGED_SIDE} px (`enlarged`: faces of 400-700 px, as in full-size web photos) and {len(sets['composed'])} composed scenes. Boxes mapped to the tight box, found = IoU "
              ">= 0.5, at each detector's default threshold.", "",
              "| set | detector | faces | found | recall | FP/photo | AP |", "|---|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['set']} | {r['detector']} | {r['faces']} | {r['found']} | {100 * r['recall']:.1f} % | "

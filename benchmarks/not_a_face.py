@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--detectors", nargs="+", default=["haar", "facepoints"])
     ap.add_argument("--config", default=str(ROOT / "configs" / "detector_finetune.yaml"))
-    ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_val_scenes.pkl")
+    ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_val_sets.pkl")
     ap.add_argument("--max-lost", type=float, default=0.01, help="share of true faces the cut may drop")
     ap.add_argument("--min-width", type=float, default=20.0, help="true faces narrower than this are not counted")
     ap.add_argument("--write-card", action="store_true")

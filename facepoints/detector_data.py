@@ -51,6 +51,9 @@ class SceneConfig:
     mosaic_k: tuple[float, ...] = (0.35, 0.3, 0.2, 0.15)  # chance of k = 1, 2, 3, 4 cells per side
     fill_context: tuple[float, float] = (1.2, 2.0)  # a cell shows this x the face box around the face
     negative_cell_p: float = 0.15
+    # A cell showing any part of a searched photo (hands, clothes, hair, a face cut by the cell): people
+    # without a face are what a detector trained on faces and wallpapers mistakes for faces.
+    photo_cell_p: float = 0.0
     single_p: float = 0.35  # one large photo (portrait-like scene) instead of several small pastes
     max_pastes: int = 8
     min_face: float = 9.0  # tight-box side in canvas pixels
@@ -251,7 +254,7 @@ def _add_labels(scene: Scene, photo: FacePhoto, m: np.ndarray, region: np.ndarra
         if vis >= cfg.min_visible and side >= cfg.tiny and inside > 0.95:
             boxes.append(box)
         elif vis > 0.05:
-            ignore.append(box)
+            ignore.append(np.concatenate([np.maximum(box[:2], canvas[:2]), np.minimum(box[2:], canvas[2:])]))
         scene._protected.append(box)
     for b in photo.ignore:
         box = _aabb(_transform(_box_corners(b), m))
@@ -290,6 +293,23 @@ def _fill_cell(scene: Scene, photo: FacePhoto, cell: np.ndarray, cfg: SceneConfi
                 np.array([x0, y0, x1 - 1, y1 - 1], dtype=np.float64))
 
 
+def _photo_cell(scene: Scene, photo: FacePhoto, cell: np.ndarray, cfg: SceneConfig,
+                rng: np.random.Generator) -> None:
+    """Fill a cell with a random square of a photo whose faces are all known (annotated or ignored)."""
+    h, w = photo.image.shape[:2]
+    side = rng.uniform(0.25, 1.0) * min(h, w)
+    x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
+    cell_side = cell[2] - cell[0]
+    m = _affine(np.array([x0 + side / 2, y0 + side / 2]), rng.normal(0, 10), cell_side / side,
+                (cell[:2] + cell[2:]) / 2, rng.random() < cfg.flip_p)
+    warped = cv2.warpAffine(photo.image, m, (cfg.size, cfg.size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT101)
+    cx0, cy0, cx1, cy1 = (int(round(v)) for v in cell)
+    scene.image[cy0:cy1, cx0:cx1] = warped[cy0:cy1, cx0:cx1]
+    _add_labels(scene, photo, m, np.array([0.0, 0.0, w - 1.0, h - 1.0]), cfg,
+                np.array([cx0, cy0, cx1 - 1, cy1 - 1], dtype=np.float64))
+
+
 def compose_mosaic(photos: Sequence[FacePhoto], negatives: Sequence[np.ndarray], cfg: SceneConfig,
                    rng: np.random.Generator) -> Scene:
     """k x k cells, each a photo crop that fills it (or a faceless crop): faces in their own context."""
@@ -297,12 +317,16 @@ def compose_mosaic(photos: Sequence[FacePhoto], negatives: Sequence[np.ndarray],
     k = int(rng.choice(len(cfg.mosaic_k), p=np.asarray(cfg.mosaic_k) / sum(cfg.mosaic_k))) + 1
     scene = Scene(np.zeros((size, size, 3), np.uint8), np.zeros((0, 4)), np.zeros((0, 4)))
     edges = np.linspace(0, size, k + 1).round()
+    searched = [p for p in photos if p.max_context > 100] if cfg.photo_cell_p > 0 else []
     for i in range(k):
         for j in range(k):
             cell = np.array([edges[j], edges[i], edges[j + 1], edges[i + 1]])
-            if rng.random() < cfg.negative_cell_p:
+            u = rng.random()
+            if u < cfg.negative_cell_p:
                 x0, y0, x1, y1 = (int(v) for v in cell)
                 scene.image[y0:y1, x0:x1] = _background(negatives, max(x1 - x0, y1 - y0), rng)[:y1 - y0, :x1 - x0]
+            elif u < cfg.negative_cell_p + cfg.photo_cell_p and searched:
+                _photo_cell(scene, searched[rng.integers(len(searched))], cell, cfg, rng)
             else:
                 _fill_cell(scene, photos[rng.integers(len(photos))], cell, cfg, rng)
     scene.image = photometric(scene.image, cfg, rng)

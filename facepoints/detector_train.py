@@ -81,6 +81,9 @@ class DetectorEvalConfig:
     nms_iou: float = 0.4
     fp_budget: float = 0.05  # false detections per photo allowed when choosing the default threshold
     min_face_px: float = 10.0  # smallest face side the network is asked to find, in network pixels
+    # The runtime pyramid (``CnnDetector.levels``), chosen on held-out photos by benchmarks/detector_pyramid.py
+    band_px: float = 128.0
+    pyramid_step: float = 0.5
 
 
 @dataclass

@@ -81,6 +81,22 @@ def test_composed_scenes_are_reproducible_and_keep_faces_inside_the_canvas() -> 
             assert (inside[2] - inside[0]) * (inside[3] - inside[1]) >= 0.55 * (box[2] - box[0]) * (box[3] - box[1])
 
 
+def test_photo_cells_label_each_face_they_show_and_keep_labels_inside_their_cell() -> None:
+    photos = [FacePhoto(p.image, p.faces, p.ignore, p.group, max_context=1e9) for p in map(_photo, range(3))]
+    negatives = [np.zeros((64, 64, 3), np.uint8)]
+    cfg = SceneConfig(size=192, mosaic_p=1.0, negative_cell_p=0.0, photo_cell_p=1.0, mosaic_k=(0.0, 1.0),
+                      photometric_p=0.0, dark_p=0.0, grey_p=0.0, blur_p=0.0, noise_p=0.0, jpeg_p=0.0)
+    shown = 0
+    for seed in range(30):
+        s = compose_scene(photos, negatives, cfg, np.random.default_rng(seed))
+        assert s.image.min() < 200  # every cell shows a photo: no empty canvas
+        shown += len(s.boxes) + len(s.ignore)
+        for box in s.ignore:  # a face cut by its cell is ignored only within that cell
+            cells = np.floor(np.array([box[0], box[1], box[2] - 1e-6, box[3] - 1e-6]) / 96)
+            assert cells[0] == cells[2] and cells[1] == cells[3], box
+    assert shown > 30  # random crops of face photos show whole or cut faces, and every one is labelled
+
+
 def test_natural_validation_scenes_scale_the_box_with_the_photo() -> None:
     photo = _photo()
     sc = natural_scene(photo, 80)

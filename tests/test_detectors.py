@@ -230,3 +230,33 @@ def test_matched_detection_is_the_best_overlap_above_the_bar() -> None:
     assert matched_detection(dets, np.array([5.0, 5, 15, 15]), 0.5) is dets[1]  # overlap, not score, decides
     assert matched_detection(dets, np.array([50.0, 50, 60, 60]), 0.3) is None
     assert matched_detection([], np.array([0.0, 0, 1, 1]), 0.3) is None
+
+
+def test_cnn_levels_tile_face_sizes_from_the_smallest_to_the_whole_photo() -> None:
+    det = CnnDetector(threads=1, band_px=128, pyramid_step=0.5)
+    levels = det.levels(1024, 768)
+    scales = [s for s, _, _ in levels]
+    assert scales == pytest.approx([1.0, 0.5, 0.25, 0.125])  # stops once the photo is smaller than the band
+    assert levels[0][1] == 0.0 and levels[-1][2] == np.inf
+    for (s0, _, hi0), (s1, lo1, _) in zip(levels, levels[1:]):
+        assert hi0 / s0 == pytest.approx(lo1 / s1)  # each level starts, in photo pixels, where the last ends
+    assert CnnDetector(threads=1, pyramid=False).levels(1024, 768) == [(1.0, 0.0, np.inf)]
+    with pytest.raises(DetectorError, match="pyramid_step"):
+        CnnDetector(pyramid_step=1.0)
+
+
+def test_the_cnn_finds_faces_larger_than_it_was_trained_on(three_faces) -> None:
+    import cv2
+
+    image, truths = three_faces
+    gt = np.stack([tight_box(p) for p in truths])
+    k = 300 / (gt[:, 2] - gt[:, 0]).min()  # larger than any face in its training scenes
+    big = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+    gt, side = gt * k, max(big.shape[:2])
+
+    def found(det: CnnDetector) -> int:
+        boxes = np.array([d.box for d in det.detect(big)]).reshape(-1, 4)
+        return int((box_iou(boxes, gt).max(axis=0) >= 0.5).sum()) if len(boxes) else 0
+
+    assert found(CnnDetector(threads=1, max_side=side)) == 3
+    assert found(CnnDetector(threads=1, max_side=side, pyramid=False)) < 3

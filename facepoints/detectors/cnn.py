@@ -62,6 +62,10 @@ class CnnDetector:
     # photos that finds far more faces than halving them (benchmarks/results/detector_validation.md).
     min_face: float | None = None
     max_side: int = 1280  # cap on the network input's longer side
+    # Faces larger than the network was trained on are found on smaller copies of the photo (``levels``).
+    pyramid: bool = True
+    band_px: float | None = None  # None: the sidecar's band_px
+    pyramid_step: float | None = None  # None: the sidecar's pyramid_step
     nms_iou: float = 0.4
     max_faces: int = 300
     threads: int | None = None
@@ -73,6 +77,10 @@ class CnnDetector:
             raise DetectorError("min_face must be a positive number of pixels")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise DetectorError("threshold must be between 0 and 1")
+        if self.pyramid_step is not None and not 0.1 <= self.pyramid_step <= 0.8:
+            raise DetectorError("pyramid_step must be between 0.1 and 0.8")
+        if self.band_px is not None and self.band_px < 32:
+            raise DetectorError("band_px must be at least 32 network pixels")
         path = Path(self.model) if self.model is not None else default_model_path()
         if not path.is_file():
             raise DetectorError(f"no detector model {path}; train and export one with 'facepoints train-detector' "
@@ -111,13 +119,45 @@ class CnnDetector:
         s = net_min / (self.min_face if self.min_face is not None else net_min)
         return min(s, self.max_side / max(width, height))
 
+    def levels(self, width: int, height: int) -> list[tuple[float, float, float]]:
+        """(input scale, smallest, largest face side in network pixels) of each pyramid level.
+
+        The network was trained on faces up to the sidecar's ``max_face_px``; a
+        face larger than ``band_px`` at one level is left to the next, ``step``
+        times smaller, so every level sees faces of the sizes it was trained on.
+        """
+        s = self.scale_for(width, height)
+        band = float(self.band_px if self.band_px is not None else self._meta.get("band_px", np.inf))
+        step = float(self.pyramid_step if self.pyramid_step is not None else self._meta.get("pyramid_step", 0.5))
+        out = []
+        while True:
+            lo = band * step if out else 0.0
+            if not self.pyramid or max(width, height) * s <= band:
+                out.append((s, lo, np.inf))
+                return out
+            out.append((s, lo, band))
+            s *= step
+
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         """All faces in an RGB (H, W, 3) or greyscale (H, W) uint8 image, best first."""
         img = to_rgb(image_rgb)
         if img.size == 0:
             return []
         h, w = img.shape[:2]
-        s = self.scale_for(w, h)
+        boxes, scores = [], []
+        for s, lo, hi in self.levels(w, h):
+            b, sc = self._run_level(img, s)
+            side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * s
+            keep = (side >= lo) & (side < hi)
+            boxes.append(b[keep])
+            scores.append(sc[keep])
+        boxes_a, scores_a = np.concatenate(boxes), np.concatenate(scores)
+        k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)
+        return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY) for i in k]
+
+    def _run_level(self, img: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (in the image's pixels) and scores above the threshold, for the image resized by ``s``."""
+        h, w = img.shape[:2]
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
         if (nw, nh) != (w, h):
             img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
@@ -125,15 +165,8 @@ class CnnDetector:
         x = np.zeros((1, 3, nh + (-nh % stride), nw + (-nw % stride)), np.float32)
         x[0, :, :nh, :nw] = img.transpose(2, 0, 1)
         scores, boxes = self._session.run(["scores", "boxes"], {"image": x})
-        scores, boxes = scores[0], boxes[0]
-        keep = scores >= self.score_threshold
-        scores, boxes = scores[keep], boxes[keep].astype(np.float64)
-        k = nms(boxes, scores, self.nms_iou, self.max_faces)
+        keep = scores[0] >= self.score_threshold
+        boxes = boxes[0][keep].astype(np.float64)
         sx, sy = nw / w, nh / h
-        out = []
-        for i in k:
-            b = boxes[i]
-            box = np.array([(b[0] + 0.5) / sx - 0.5, (b[1] + 0.5) / sy - 0.5,
-                            (b[2] + 0.5) / sx - 0.5, (b[3] + 0.5) / sy - 0.5])
-            out.append(Detection(box, float(scores[i]), BOX_MAP_KEY))
-        return out
+        boxes = (boxes + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
+        return boxes.reshape(-1, 4), scores[0][keep].astype(np.float64)
