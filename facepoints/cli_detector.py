@@ -46,7 +46,14 @@ def evaluate_detector(
 ) -> None:
     """Recall at the default threshold and at a false-positive budget, AP, a PR plot and ms per photo."""
     from facepoints.detectors import DetectorError, build_detector
-    from facepoints.detectors.evaluate import PR_FLOOR, photos_from_wider, pr_plot, run_detector, write_json
+    from facepoints.detectors.evaluate import (
+        PR_FLOOR,
+        mistakes_grid,
+        photos_from_wider,
+        pr_plot,
+        run_detector,
+        write_json,
+    )
 
     is_file = detector.endswith(".onnx")
     kw = {"model": detector} if is_file else {}
@@ -64,6 +71,7 @@ def evaluate_detector(
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, out / "detector_eval.json")
     pr_plot([run], out / "detector_pr.png", annotations.name)
+    mistakes_grid(run, photos, default, out / "detector_mistakes.png")
     for k, v in report.items():
         typer.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
-    typer.echo(f"report and PR plot in {out}")
+    typer.echo(f"report, PR plot and a picture of the mistakes (detector_mistakes.png) in {out}")

@@ -260,3 +260,20 @@ def test_the_cnn_finds_faces_larger_than_it_was_trained_on(three_faces) -> None:
 
     assert found(CnnDetector(threads=1, max_side=side)) == 3
     assert found(CnnDetector(threads=1, max_side=side, pyramid=False)) < 3
+
+
+def test_mistakes_grid_draws_each_false_detection_and_each_missed_face(tmp_path: Path) -> None:
+    import cv2
+
+    from facepoints.detectors.evaluate import DetectorRun, LabelledPhoto, mistakes_grid
+
+    img = np.full((200, 300, 3), 90, np.uint8)
+    faces = np.array([[10.0, 10, 60, 70], [150, 20, 210, 90]])
+    photo = LabelledPhoto("a", img, faces, np.zeros((0, 4)))
+    boxes = np.array([[12.0, 11, 61, 70], [100, 120, 140, 170], [220, 120, 260, 170]])  # 1 hit, 2 false
+    scores = np.array([0.9, 0.8, 0.1])  # the second false one is under the threshold
+    run = DetectorRun("x", [match_image(boxes, scores, faces)], [0.01], [boxes])
+    assert mistakes_grid(run, [photo], 0.5, tmp_path / "m.png", cols=4) == (1, 1)
+    grid = cv2.imread(str(tmp_path / "m.png"))
+    assert grid.shape == (2 * 96, 4 * 96, 3)  # a row of false detections, then a row of missed faces
+    assert grid[96:, 96:].max() == 0 and grid[:96, :96].max() > 0

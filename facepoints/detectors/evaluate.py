@@ -105,6 +105,47 @@ def pr_plot(runs: Sequence[DetectorRun], path: str | Path, title: str = "") -> P
     return path
 
 
+def mistakes_grid(run: DetectorRun, photos: Sequence[LabelledPhoto], threshold: float, path: str | Path,
+                  tile: int = 96, cols: int = 12, limit: int = 240) -> tuple[int, int]:
+    """Every false detection (green: score, width) and every missed face (red: width) at ``threshold``, as tiles.
+
+    At most ``limit`` tiles of each kind are drawn; returns the counts of
+    (false detections, missed faces). Annotators leave faces out, so
+    looking is the only way to tell a detector's mistakes from theirs.
+    """
+    import cv2
+
+    from facepoints.detectors.base import box_iou
+
+    def crop(img: np.ndarray, b: np.ndarray, label: str, colour: tuple[int, int, int]) -> np.ndarray:
+        m = 0.3 * (b[2] - b[0]) + 1
+        pad = int(np.ceil(m)) + 1
+        big = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+        x0, y0, x1, y1 = (int(round(v + pad)) for v in (b[0] - m, b[1] - m, b[2] + m, b[3] + m))
+        c = cv2.resize(big[max(0, y0):y1, max(0, x0):x1], (tile, tile), interpolation=cv2.INTER_AREA)
+        cv2.putText(c, label, (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA)
+        return c
+
+    false, missed = [], []
+    for p, r, boxes in zip(photos, run.results, run.boxes):
+        keep = r.scores >= threshold
+        false += [crop(p.image, boxes[i], f"{r.scores[i]:.2f} {boxes[i][2] - boxes[i][0]:.0f}", (0, 255, 0))
+                  for i in np.where((r.outcome == 0) & keep)[0]]
+        hits = boxes[(r.outcome == 1) & keep]
+        for f in p.faces:
+            if not len(hits) or box_iou(f, hits).max() < 0.5:
+                missed.append(crop(p.image, f, f"{f[2] - f[0]:.0f}", (255, 0, 0)))
+    counts = len(false), len(missed)
+    false, missed = false[:limit], missed[:limit]
+    tiles = false + [np.zeros((tile, tile, 3), np.uint8)] * (-len(false) % cols) + missed
+    tiles += [np.zeros((tile, tile, 3), np.uint8)] * (-len(tiles) % cols)
+    if tiles:
+        rows = [np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    return counts
+
+
 def photos_from_wider(annotation: str | Path, images: str | Path | None = None) -> list[LabelledPhoto]:
     """A WIDER FACE annotation file's photos, read as stored (no EXIF turn: boxes are in stored pixels)."""
     from facepoints.datasets import read_image
