@@ -46,7 +46,7 @@ class CheckpointModel(LandmarkModel):
                         batch_size=kw.pop("batch_size", 64), refine=kw.pop("refine", 2),
                         convention=kw.pop("convention", None), max_pixels=kw.pop("max_pixels", DEFAULT_MAX_PIXELS),
                         flip_average=kw.pop("flip_average", False), min_face_score=kw.pop("min_face_score", None),
-                        threads=threads)
+                        threads=threads, upright=kw.pop("upright", True))
         if kw:
             raise TypeError(f"unexpected arguments {sorted(kw)}")
         if threads is not None:

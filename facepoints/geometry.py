@@ -36,13 +36,36 @@ def square_region(box: np.ndarray, context: float) -> tuple[float, float, float]
     return (x0 + x1) / 2.0, (y0 + y1) / 2.0, side
 
 
-def crop_matrix(box: np.ndarray, size: int, context: float) -> np.ndarray:
-    """2x3 affine matrix from image pixels to crop pixels of an S x S crop."""
+def crop_matrix(box: np.ndarray, size: int, context: float, angle: float = 0.0) -> np.ndarray:
+    """2x3 affine matrix from image pixels to crop pixels of an S x S crop.
+
+    ``angle`` (radians) is the face's roll: the crop turns with it, about the
+    box centre, so a rolled face comes out upright (``upright_box`` gives the
+    matching box).
+    """
     cx, cy, side = square_region(box, context)
     s = size / side
-    return np.array(
-        [[s, 0.0, (side / 2.0 - cx) * s - 0.5], [0.0, s, (side / 2.0 - cy) * s - 0.5]]
-    )
+    c, si = np.cos(angle) * s, np.sin(angle) * s
+    r = np.array([[c, si], [-si, c]])
+    t = (size / 2.0 - 0.5) - r @ np.array([cx, cy])
+    return np.column_stack([r, t])
+
+
+def upright_box(points: np.ndarray, angle: float) -> np.ndarray:
+    """The tight box of the points seen turned upright by ``-angle``, placed at its centre in the image.
+
+    Its width and height are those of the upright face, so
+    ``crop_matrix(upright_box(p, a), S, c, a)`` crops a rolled face as the
+    model was trained to see an upright one.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    c, s = np.cos(angle), np.sin(angle)
+    r = np.array([[c, s], [-s, c]])
+    q = pts @ r.T
+    lo, hi = q.min(axis=0), q.max(axis=0)
+    centre, half = r.T @ ((lo + hi) / 2.0), (hi - lo) / 2.0
+    return np.concatenate([centre - half, centre + half])
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:
@@ -57,7 +80,7 @@ def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 def warp_crop(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """Crop by the matrix; pixels outside the image repeat the border, so no black frames teach edges."""
-    flags = cv2.INTER_AREA if m[0, 0] < 1.0 else cv2.INTER_LINEAR
+    flags = cv2.INTER_AREA if abs(np.linalg.det(m[:, :2])) < 1.0 else cv2.INTER_LINEAR
     return cv2.warpAffine(image, m, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -87,13 +110,13 @@ def box_from_xywh(x: float, y: float, w: float, h: float) -> np.ndarray:
 
 
 def prepare_input(
-    image: np.ndarray, box: np.ndarray, size: int, context: float, channels: int
+    image: np.ndarray, box: np.ndarray, size: int, context: float, channels: int, angle: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Image + box -> model input (C, S, S) float32 in [0, 1], and the image->crop matrix.
+    """Image + box (+ roll) -> model input (C, S, S) float32 in [0, 1], and the image->crop matrix.
 
     The single preprocessing path shared by training and inference.
     """
-    m = crop_matrix(box, size, context)
+    m = crop_matrix(box, size, context, angle)
     crop = warp_crop(image, m, size)
     return crop_to_input(crop, channels), m
 

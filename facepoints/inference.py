@@ -21,7 +21,7 @@ from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
 from facepoints.detectors import BoxMaps, Detector, build_detector
 from facepoints.face import Face
-from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
+from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input, upright_box
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
@@ -100,6 +100,9 @@ class LandmarkModel:
     detected boxes from 4.6 % to 4.0 % NME (YouTube-Faces test) and from 5.7 % to
     4.9 % (AFW faces the detector finds) for ~2 ms per face, next to ~50-200 ms of
     detection (``benchmarks/detected_boxes.py``).
+    The re-crops turn with the face's roll (``upright``, on by default), so a
+    face rolled by 45 degrees is seen upright, as in training: on held-out faces
+    rolled that far this keeps the error of upright faces instead of doubling it.
 
     One model may be shared by threads: onnxruntime sessions are thread-safe,
     and the detector (OpenCV's cascades keep per-call buffers) runs under the
@@ -121,13 +124,14 @@ class LandmarkModel:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         flip_average: bool = False,
         min_face_score: float | None = None,
+        upright: bool = True,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise _not_found(f"no model file {self.path}")
         self._configure(read_sidecar(self.path), detector=detector, box_maps=box_maps, batch_size=batch_size,
                         refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average,
-                        min_face_score=min_face_score, threads=threads)
+                        min_face_score=min_face_score, threads=threads, upright=upright)
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=_session_options(threads),
                                                  providers=["CPUExecutionProvider"])
@@ -138,7 +142,7 @@ class LandmarkModel:
     def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
                    batch_size: int, refine: int, convention: str | None, max_pixels: int | None,
                    flip_average: bool = False, min_face_score: float | None = None,
-                   threads: int | None = None) -> None:
+                   threads: int | None = None, upright: bool = True) -> None:
         """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
         self.card = card
         self.meta: dict = card.to_dict()
@@ -167,6 +171,10 @@ class LandmarkModel:
         if max_pixels is not None and max_pixels < 1:
             raise ValueError("max_pixels must be at least 1 (or None for no limit)")
         self.batch_size, self.refine, self.max_pixels = batch_size, refine, max_pixels
+        # re-crops turn with the face's roll (the line through the scheme's normalising pair) when it has one
+        a, b = self.scheme.normalise
+        self._roll_pair = (a, b) if upright and self.scheme.normalise_by == "points" and a != b else None
+        self.upright = self._roll_pair is not None
         self.detector_spec = detector  # as given: worker processes rebuild the detector from it
         # a detector built here gets the model's thread budget: a one-thread worker must not run a two-thread CNN
         self.detector = (build_detector(detector, threads=threads) if detector is None or isinstance(detector, str)
@@ -288,16 +296,19 @@ class LandmarkModel:
         points, scores = self._predict_many([img], [b])
         return points[0], scores[0]
 
-    def _predict_many(self, images: Sequence[np.ndarray],
-                      boxes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per photo, unclipped points and scores of its boxes: the crops of all photos go through one batched run."""
+    def _predict_many(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray],
+                      angles: Sequence[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per photo, unclipped points and scores of its boxes (crops turned by ``angles``, radians, if given):
+        the crops of all photos go through one batched run."""
         k = self.scheme.num_points
         for img, b in zip(images, boxes):
             if len(b) and max(img.shape[:2]) > MAX_WARP_SIDE:
                 raise ImageError(f"the image is {img.shape[1]} x {img.shape[0]} pixels; cropping faces needs sides "
                                  f"of at most {MAX_WARP_SIDE} (OpenCV's limit): downscale it first")
-        prepared = [prepare_input(img, box, self.input_size, self.context, self.channels)
-                    for img, b in zip(images, boxes) for box in b]
+        if angles is None:
+            angles = [np.zeros(len(b)) for b in boxes]
+        prepared = [prepare_input(img, box, self.input_size, self.context, self.channels, float(a))
+                    for img, b, ang in zip(images, boxes, angles) for box, a in zip(b, ang)]
         if not prepared:
             return [np.zeros((0, k, 2)) for _ in boxes], [np.zeros((0, k)) for _ in boxes]
         x = np.stack([p[0] for p in prepared]).astype(np.float32, copy=False)
@@ -378,9 +389,13 @@ class LandmarkModel:
             good = [np.isfinite(p).all(axis=(1, 2)) for p in points]
             if not any(g.any() for g in good):
                 break
+            crops, angles = [], []
             for b, p, g in zip(boxes, points, good):
                 b[g] = _tight_boxes(p[g])
-            new_p, new_s = self._predict_many(images, [b[g] for b, g in zip(boxes, good)])
+                ang = self._rolls(p[g])
+                crops.append(np.array([upright_box(q, a) for q, a in zip(p[g], ang)]).reshape(-1, 4))
+                angles.append(ang)
+            new_p, new_s = self._predict_many(images, crops, angles)
             for p, s, g, np_, ns in zip(points, scores, good, new_p, new_s):
                 p[g], s[g] = np_, ns
         faces = []
@@ -389,6 +404,14 @@ class LandmarkModel:
             found = self.make_faces(b, clip_to_image(p, w, h), s, [float(d.score) for d in dets]) if dets else []
             faces.append([f for f in found if f.face_score is None or f.face_score >= self.min_face_score])
         return faces
+
+    def _rolls(self, points: np.ndarray) -> np.ndarray:
+        """(N, K, 2) -> (N,) each face's roll in radians (0 without ``upright``): rolled faces are re-cropped
+        upright, as the model was trained to see them, so their points and face scores hold up."""
+        if self._roll_pair is None or not len(points):
+            return np.zeros(len(points))
+        d = points[:, self._roll_pair[1]] - points[:, self._roll_pair[0]]
+        return np.arctan2(d[:, 1], d[:, 0])
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

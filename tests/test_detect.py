@@ -180,3 +180,30 @@ def test_detector_parameters_are_dataclass_fields() -> None:
     d = FaceDetector(min_size=40, scale_factor=1.2, min_neighbors=5)
     assert (d.min_size, d.scale_factor, d.min_neighbors) == (40, 1.2, 5)
     assert FaceDetector() == FaceDetector()  # the cascade cache takes no part in equality
+
+
+def test_detect_re_crops_rolled_faces_upright(real_data: Path) -> None:
+    """A face turned 45 degrees gets the points of the upright face: the re-crops turn with its eyes."""
+    import cv2
+
+    import pandas as pd
+
+    import facepoints
+    from facepoints.detectors.base import Detection
+
+    names = pd.read_csv(real_data / "youtube-faces-68/test_frames_keypoints.csv").iloc[::60, 0]
+    faces = youtube_test_faces(real_data, tuple(names))
+    models = {u: facepoints.load(threads=1, upright=u, min_face_score=0.0) for u in (True, False)}
+    err = {True: [], False: []}
+    for i, (img, pts) in enumerate(faces):
+        h, w = img.shape[:2]
+        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 45.0 if i % 2 else -45.0, 1.0)
+        m[:, 2] += [w / 2, h / 2]
+        turned = cv2.warpAffine(img, m, (2 * w, 2 * h), borderMode=cv2.BORDER_REPLICATE)
+        truth = pts @ m[:, :2].T + m[:, 2]
+        det = [Detection(tight_box(truth), 1.0, "facepoints-cnn")]
+        for u, model in models.items():
+            face = model.detect_many([turned], [det])[0][0]
+            err[u].append(np.linalg.norm(face.points - truth, axis=1).mean() / np.linalg.norm(truth[45] - truth[36]))
+    assert np.median(err[True]) < 0.06, err  # as good as on upright faces
+    assert np.mean(err[True]) < 0.8 * np.mean(err[False]), err
