@@ -40,11 +40,11 @@ STEPS = (0.25, 0.5)
 AP_TIE = 0.002
 
 
-def evaluate(sets: dict[str, list], band: float | None, step: float) -> dict:
+def evaluate(sets: dict[str, list], band: float | None, step: float, model: Path) -> dict:
     """Mean AP, FP/photo and ms/photo over the sets for one pyramid (band None: one level, as before)."""
-    det = build_detector("facepoints", threshold=PR_FLOOR, threads=1, pyramid=band is not None, band_px=band,
-                         pyramid_step=step)
-    thr = build_detector("facepoints").score_threshold
+    det = build_detector("facepoints", model=model, threshold=PR_FLOOR, threads=1, pyramid=band is not None,
+                         band_px=band, pyramid_step=step)
+    thr = build_detector("facepoints", model=model).score_threshold
     row: dict = {"band_px": band, "pyramid_step": step if band is not None else None}
     for name, scenes in sets.items():
         photos = [LabelledPhoto(str(i), s.image, s.boxes, s.ignore) for i, s in enumerate(scenes)]
@@ -65,18 +65,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "configs" / "detector_finetune.yaml"))
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_val_sets.pkl")
+    ap.add_argument("--model", type=Path, default=default_model_path(), help="detector .onnx (default: shipped)")
     ap.add_argument("--write-card", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     sets = validation_sets(args.config, args.cache)
-    rows = [evaluate(sets, None, 0.5)]
+    rows = [evaluate(sets, None, 0.5, args.model)]
     for band in BANDS:
         for step in STEPS:
-            rows.append(evaluate(sets, band, step))
+            rows.append(evaluate(sets, band, step, args.model))
             print(rows[-1]["band_px"], step, round(rows[-1]["mean_ap"], 4), round(rows[-1]["mean_fp_per_photo"], 3))
     pick = choose(rows)
-    prov = provenance_block("python benchmarks/detector_pyramid.py" + (" --write-card" if args.write_card else ""))
-    out = ROOT / "benchmarks" / "results"
+    shipped = args.model.resolve() == default_model_path().resolve()
+    prov = provenance_block("python benchmarks/detector_pyramid.py" + ("" if shipped else f" --model {args.model}")
+                            + (" --write-card" if args.write_card else ""))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     (out / "detector_pyramid.json").write_text(json.dumps({"provenance": prov, "rows": rows, "chosen": pick},
                                                           indent=1) + "\n")
     names = list(sets)
@@ -98,7 +103,7 @@ def main() -> None:
     (out / "detector_pyramid.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     if args.write_card:
-        side = default_model_path().with_suffix(".json")
+        side = args.model.with_suffix(".json")
         meta = json.loads(side.read_text(encoding="utf-8"))
         meta["band_px"], meta["pyramid_step"] = pick["band_px"], pick["pyramid_step"]
         meta["pyramid_rule"] = "benchmarks/detector_pyramid.py on held-out validation photos (no test set)"

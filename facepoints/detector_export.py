@@ -112,6 +112,9 @@ def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
         "box_convention": "tight box of the 68 iBUG points (brows to chin), the landmark model's box; "
                           "after a roll, the axis-aligned box of the rolled points",
         "training_data": [spec["path"] for spec in cfg["data"]["train"]], "negatives": cfg["data"]["negatives"],
+        "retrain": (f"facepoints train-detector configs/{cfg['name']}.yaml"
+                    + (f" (after the stage that writes {cfg['init_from']})" if cfg.get("init_from") else "")
+                    + f"; facepoints export-detector {cfg['out_dir']}/{Path(checkpoint).name} --out {out.name}"),
         "training": {"epochs": ck["epoch"] + 1, "checkpoint": Path(checkpoint).name, "seed": cfg["seed"],
                      "validation": ck["val"], "history": ck["history"]},
         "parameters": count_parameters(net), "precision": "float32",
