@@ -411,7 +411,9 @@ class LandmarkModel:
         if self._roll_pair is None or not len(points):
             return np.zeros(len(points))
         d = points[:, self._roll_pair[1]] - points[:, self._roll_pair[0]]
-        return np.arctan2(d[:, 1], d[:, 0])
+        # schemes list the pair either way round (kaggle15: the subject's left eye first), so the line's
+        # direction is taken within +-90 degrees: faces are not re-cropped upside down
+        return (np.arctan2(d[:, 1], d[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

@@ -207,3 +207,17 @@ def test_detect_re_crops_rolled_faces_upright(real_data: Path) -> None:
             err[u].append(np.linalg.norm(face.points - truth, axis=1).mean() / np.linalg.norm(truth[45] - truth[36]))
     assert np.median(err[True]) < 0.06, err  # as good as on upright faces
     assert np.mean(err[True]) < 0.8 * np.mean(err[False]), err
+
+
+@pytest.mark.parametrize("name", ["default", "kaggle15"])
+def test_roll_is_the_face_turn_whichever_way_a_scheme_lists_its_eye_pair(name: str) -> None:
+    import facepoints
+
+    model = facepoints.load(name, threads=1)
+    a, b = model.scheme.normalise
+    pts = np.zeros((1, model.scheme.num_points, 2))
+    left, right = (a, b) if name == "default" else (b, a)  # kaggle15 lists the subject's left eye (image right) first
+    turn = np.radians(30.0)
+    pts[0, left] = [0.0, 0.0]
+    pts[0, right] = [40 * np.cos(turn), 40 * np.sin(turn)]  # the image-right eye, 30 degrees down
+    assert np.degrees(model._rolls(pts))[0] == pytest.approx(30.0)
