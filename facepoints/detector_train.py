@@ -84,6 +84,7 @@ class DetectorEvalConfig:
     # The runtime pyramid (``CnnDetector.levels``), chosen on held-out photos by benchmarks/detector_pyramid.py
     band_px: float = 128.0
     pyramid_step: float = 0.5
+    band_overlap: float = 1.0
 
 
 @dataclass

@@ -233,7 +233,7 @@ def test_matched_detection_is_the_best_overlap_above_the_bar() -> None:
 
 
 def test_cnn_levels_tile_face_sizes_from_the_smallest_to_the_whole_photo() -> None:
-    det = CnnDetector(threads=1, band_px=128, pyramid_step=0.5)
+    det = CnnDetector(threads=1, band_px=128, pyramid_step=0.5, band_overlap=1.0)
     levels = det.levels(1024, 768)
     scales = [s for s, _, _ in levels]
     assert scales == pytest.approx([1.0, 0.5, 0.25, 0.125])  # stops once the photo is smaller than the band
@@ -241,6 +241,11 @@ def test_cnn_levels_tile_face_sizes_from_the_smallest_to_the_whole_photo() -> No
     for (s0, _, hi0), (s1, lo1, _) in zip(levels, levels[1:]):
         assert hi0 / s0 == pytest.approx(lo1 / s1)  # each level starts, in photo pixels, where the last ends
     assert CnnDetector(threads=1, pyramid=False).levels(1024, 768) == [(1.0, 0.0, np.inf)]
+    wide = CnnDetector(threads=1, band_px=128, pyramid_step=0.5, band_overlap=1.5).levels(1024, 768)
+    for (s0, _, hi0), (s1, lo1, _) in zip(wide, wide[1:]):
+        assert hi0 / s0 == pytest.approx(1.5 ** 2 * lo1 / s1)  # neighbours share a band 1.5^2 wide
+    with pytest.raises(DetectorError, match="band_overlap"):
+        CnnDetector(band_overlap=3.0)
     with pytest.raises(DetectorError, match="pyramid_step"):
         CnnDetector(pyramid_step=1.0)
 

@@ -66,6 +66,7 @@ class CnnDetector:
     pyramid: bool = True
     band_px: float | None = None  # None: the sidecar's band_px
     pyramid_step: float | None = None  # None: the sidecar's pyramid_step
+    band_overlap: float | None = None  # None: the sidecar's band_overlap (levels' bands overlap by this factor)
     nms_iou: float = 0.4
     max_faces: int = 300
     threads: int | None = None
@@ -79,6 +80,8 @@ class CnnDetector:
             raise DetectorError("threshold must be between 0 and 1")
         if self.pyramid_step is not None and not 0.1 <= self.pyramid_step <= 0.8:
             raise DetectorError("pyramid_step must be between 0.1 and 0.8")
+        if self.band_overlap is not None and not 1.0 <= self.band_overlap <= 2.0:
+            raise DetectorError("band_overlap must be between 1 and 2")
         if self.band_px is not None and self.band_px < 32:
             raise DetectorError("band_px must be at least 32 network pixels")
         path = Path(self.model) if self.model is not None else default_model_path()
@@ -125,17 +128,21 @@ class CnnDetector:
         The network was trained on faces up to the sidecar's ``max_face_px``; a
         face larger than ``band_px`` at one level is left to the next, ``step``
         times smaller, so every level sees faces of the sizes it was trained on.
+        Neighbouring bands overlap by ``band_overlap`` (NMS merges the doubles):
+        a rolled face's box is not the same size at every scale, and with edge to
+        edge bands it can fall between two levels.
         """
         s = self.scale_for(width, height)
         band = float(self.band_px if self.band_px is not None else self._meta.get("band_px", np.inf))
         step = float(self.pyramid_step if self.pyramid_step is not None else self._meta.get("pyramid_step", 0.5))
-        out = []
+        ov = float(self.band_overlap if self.band_overlap is not None else self._meta.get("band_overlap", 1.0))
+        out: list[tuple[float, float, float]] = []
         while True:
-            lo = band * step if out else 0.0
+            lo = band * step / ov if out else 0.0
             if not self.pyramid or max(width, height) * s <= band:
                 out.append((s, lo, np.inf))
                 return out
-            out.append((s, lo, band))
+            out.append((s, lo, band * ov))
             s *= step
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
