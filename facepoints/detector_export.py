@@ -108,7 +108,7 @@ def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
         "threshold_rule": f"lowest score with at most {cfg['eval']['fp_budget']} false detections per validation "
                           "photo (held-out training people and photos; no test set)",
         "nms_iou": cfg["eval"]["nms_iou"], "min_face_px": cfg["eval"]["min_face_px"],
-        "band_px": cfg["eval"].get("band_px", 128.0), "pyramid_step": cfg["eval"].get("pyramid_step", 0.5),
+        "band_px": cfg["eval"].get("band_px", 160.0), "pyramid_step": cfg["eval"].get("pyramid_step", 0.5),
         "band_overlap": cfg["eval"].get("band_overlap", 1.0),
         "box_convention": "tight box of the 68 iBUG points (brows to chin), the landmark model's box; "
                           "after a roll, the axis-aligned box of the rolled points",

@@ -82,7 +82,7 @@ class DetectorEvalConfig:
     fp_budget: float = 0.05  # false detections per photo allowed when choosing the default threshold
     min_face_px: float = 10.0  # smallest face side the network is asked to find, in network pixels
     # The runtime pyramid (``CnnDetector.levels``), chosen on held-out photos by benchmarks/detector_pyramid.py
-    band_px: float = 128.0
+    band_px: float = 160.0
     pyramid_step: float = 0.5
     band_overlap: float = 1.0
 
