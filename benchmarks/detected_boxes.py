@@ -26,6 +26,7 @@ from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from detection import rotate  # noqa: E402
 from provenance import markdown, provenance  # noqa: E402
 from shipped import TEST_CONVENTIONS, TEST_SETS  # noqa: E402
 
@@ -44,14 +45,8 @@ def rotated(samples: list, degrees: float) -> list:
 
     out = []
     for i, s in enumerate(samples):
-        h, w = s.image.shape[:2]
-        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees if i % 2 else -degrees, 1.0)
-        c, si = abs(m[0, 0]), abs(m[0, 1])
-        nw, nh = int(np.ceil(w * c + h * si)), int(np.ceil(w * si + h * c))
-        m[:, 2] += [(nw - w) / 2, (nh - h) / 2]
-        img = cv2.warpAffine(s.image, m, (nw, nh), borderMode=cv2.BORDER_REPLICATE)
-        out.append(dataclasses.replace(s, image=img, points=s.points @ m[:, :2].T + m[:, 2], box=None,
-                                       landmark_box=None))
+        img, pts = rotate(s.image, s.points, degrees if i % 2 else -degrees, cv2.BORDER_REPLICATE)
+        out.append(dataclasses.replace(s, image=img, points=pts, box=None, landmark_box=None))
     return out
 
 

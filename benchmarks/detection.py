@@ -62,14 +62,15 @@ def youtube_test(every: int) -> list[LabelledPhoto]:
             for s in samples[::every]]
 
 
-def rotate(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+def rotate(image: np.ndarray, points: np.ndarray, degrees: float,
+           border: int = cv2.BORDER_CONSTANT) -> tuple[np.ndarray, np.ndarray]:
     """Turn the photo about its centre on a canvas large enough to hold it; points follow."""
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
     c, s = abs(m[0, 0]), abs(m[0, 1])
     nw, nh = int(np.ceil(w * c + h * s)), int(np.ceil(w * s + h * c))
     m[:, 2] += [(nw - w) / 2, (nh - h) / 2]
-    out = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    out = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=border)
     return out, points @ m[:, :2].T + m[:, 2]
 
 

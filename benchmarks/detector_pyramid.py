@@ -45,7 +45,7 @@ def evaluate(sets: dict[str, list], band: float | None, step: float, model: Path
     """Mean AP, FP/photo and ms/photo over the sets for one pyramid (band None: one level, as before)."""
     det = build_detector("facepoints", model=model, threshold=PR_FLOOR, threads=1, pyramid=band is not None,
                          band_px=band, pyramid_step=step, band_overlap=overlap)
-    thr = build_detector("facepoints", model=model).score_threshold
+    thr = float(det.meta["threshold"])  # the card's default; det itself keeps every box down to PR_FLOOR
     row: dict = {"band_px": band, "pyramid_step": step if band is not None else None,
                  "band_overlap": overlap if band is not None else None}
     for name, scenes in sets.items():

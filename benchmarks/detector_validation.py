@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from detection import provenance_block
+from detection import provenance_block, rotate
 
 from facepoints.detector_data import FacePhoto, Scene, natural_scene
 from facepoints.detector_train import _prepare, load_detector_config, validation_scenes
@@ -48,20 +48,13 @@ def enlarged(scene: Scene, side: int = ENLARGED_SIDE) -> Scene:
 
 def rotated(photo: FacePhoto, degrees: float) -> Scene:
     """A held-out photo turned about its centre on a canvas that holds it; boxes of the turned points."""
-    h, w = photo.image.shape[:2]
-    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
-    c, si = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(np.ceil(w * c + h * si)), int(np.ceil(w * si + h * c))
-    m[:, 2] += [(nw - w) / 2, (nh - h) / 2]
-    img = cv2.warpAffine(photo.image, m, (nw, nh))
-
-    def turned(pts: np.ndarray) -> np.ndarray:
-        q = pts[np.isfinite(pts).all(axis=1)] @ m[:, :2].T + m[:, 2]
-        return np.concatenate([q.min(axis=0), q.max(axis=0)])
-
     corners = [np.array([[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]]) for b in photo.ignore]
-    return Scene(img, np.array([turned(p) for p in photo.faces]).reshape(-1, 4),
-                 np.array([turned(c) for c in corners]).reshape(-1, 4))
+    shapes = [pts[np.isfinite(pts).all(axis=1)] for pts in [*photo.faces, *corners]]
+    img, turned = rotate(photo.image, np.concatenate(shapes), degrees)
+    boxes = [np.concatenate([q.min(axis=0), q.max(axis=0)])
+             for q in np.split(turned, np.cumsum([len(q) for q in shapes])[:-1])]
+    n = len(photo.faces)
+    return Scene(img, np.array(boxes[:n]).reshape(-1, 4), np.array(boxes[n:]).reshape(-1, 4))
 
 
 def validation_sets(config: str | Path, cache: Path) -> dict[str, list[Scene]]:

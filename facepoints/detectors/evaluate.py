@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from facepoints.detectors.base import Detection, Detector
+from facepoints.detectors.base import Detection, Detector, box_iou
 from facepoints.detectors.metrics import ImageResult, match_image, pr_curve, summarise, threshold_for_fp_budget
 
 PR_FLOOR = 0.02  # the CNN keeps detections down to this score when a whole precision-recall curve is wanted
@@ -114,8 +114,6 @@ def mistakes_grid(run: DetectorRun, photos: Sequence[LabelledPhoto], threshold: 
     looking is the only way to tell a detector's mistakes from theirs.
     """
     import cv2
-
-    from facepoints.detectors.base import box_iou
 
     def crop(img: np.ndarray, b: np.ndarray, label: str, colour: tuple[int, int, int]) -> np.ndarray:
         m = 0.3 * (b[2] - b[0]) + 1
