@@ -248,7 +248,7 @@ def _model_spec(model: LandmarkModel) -> tuple[str, dict]:
     return str(model.path), {"threads": 1, "detector": detector, "refine": model.refine,
                              "batch_size": model.batch_size, "max_pixels": model.max_pixels,
                              "convention": model.convention or None, "flip_average": model.flip_average,
-                             "upright": model.upright,
+                             "upright": model.upright, "refine_tol": model.refine_tol,
                              "min_face_score": model.min_face_score}
 
 

@@ -15,7 +15,7 @@ import torch
 
 from facepoints.card import ModelCard
 from facepoints.export import convention_shifts, point_offset
-from facepoints.inference import DEFAULT_MAX_PIXELS, LandmarkModel, ModelError
+from facepoints.inference import DEFAULT_MAX_PIXELS, REFINE_TOL, LandmarkModel, ModelError
 
 
 def _load_checkpoint(path: Path):
@@ -46,7 +46,8 @@ class CheckpointModel(LandmarkModel):
                         batch_size=kw.pop("batch_size", 64), refine=kw.pop("refine", 2),
                         convention=kw.pop("convention", None), max_pixels=kw.pop("max_pixels", DEFAULT_MAX_PIXELS),
                         flip_average=kw.pop("flip_average", False), min_face_score=kw.pop("min_face_score", None),
-                        threads=threads, upright=kw.pop("upright", True))
+                        threads=threads, upright=kw.pop("upright", True),
+                        refine_tol=kw.pop("refine_tol", REFINE_TOL))
         if kw:
             raise TypeError(f"unexpected arguments {sorted(kw)}")
         if threads is not None:

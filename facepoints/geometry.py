@@ -51,6 +51,27 @@ def crop_matrix(box: np.ndarray, size: int, context: float, angle: float = 0.0) 
     return np.column_stack([r, t])
 
 
+def crop_shift(box_a: np.ndarray, angle_a: np.ndarray, box_b: np.ndarray, angle_b: np.ndarray) -> np.ndarray:
+    """(N,) how far crop b's corners are from crop a's, as a fraction of b's side (boxes (N, 4), angles (N,)).
+
+    One number for a shift, a zoom and a turn of the crop: when it is small,
+    cropping again would show the network the same pixels.
+    """
+    def corners(box: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        box = np.asarray(box, dtype=np.float64).reshape(-1, 4)
+        centre = (box[:, :2] + box[:, 2:]) / 2.0
+        side = np.maximum((box[:, 2:] - box[:, :2]).max(axis=1), 1.0)
+        c, s = np.cos(angle), np.sin(angle)
+        u = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64) / 2.0
+        ux = u[None, :, 0] * c[:, None] - u[None, :, 1] * s[:, None]
+        uy = u[None, :, 0] * s[:, None] + u[None, :, 1] * c[:, None]
+        return centre[:, None, :] + side[:, None, None] * np.stack([ux, uy], axis=-1), side
+
+    ca, _ = corners(box_a, np.asarray(angle_a, dtype=np.float64).reshape(-1))
+    cb, side = corners(box_b, np.asarray(angle_b, dtype=np.float64).reshape(-1))
+    return np.linalg.norm(cb - ca, axis=-1).max(axis=-1) / side
+
+
 def upright_box(points: np.ndarray, angle: float) -> np.ndarray:
     """The tight box of the points seen turned upright by ``-angle``, placed at its centre in the image.
 
@@ -59,13 +80,19 @@ def upright_box(points: np.ndarray, angle: float) -> np.ndarray:
     model was trained to see an upright one.
     """
     pts = np.asarray(points, dtype=np.float64)
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    c, s = np.cos(angle), np.sin(angle)
-    r = np.array([[c, s], [-s, c]])
-    q = pts @ r.T
-    lo, hi = q.min(axis=0), q.max(axis=0)
-    centre, half = r.T @ ((lo + hi) / 2.0), (hi - lo) / 2.0
-    return np.concatenate([centre - half, centre + half])
+    return upright_boxes(pts[np.isfinite(pts).all(axis=1)][None], np.array([angle]))[0]
+
+
+def upright_boxes(points: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """``upright_box`` for N faces of finite points at once: (N, K, 2), (N,) -> (N, 4)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, points.shape[-2], 2)
+    c, s = np.cos(angles), np.sin(angles)
+    qx = pts[..., 0] * c[:, None] + pts[..., 1] * s[:, None]
+    qy = -pts[..., 0] * s[:, None] + pts[..., 1] * c[:, None]
+    mx, my = (qx.min(axis=1) + qx.max(axis=1)) / 2.0, (qy.min(axis=1) + qy.max(axis=1)) / 2.0
+    hx, hy = (qx.max(axis=1) - qx.min(axis=1)) / 2.0, (qy.max(axis=1) - qy.min(axis=1)) / 2.0
+    cx, cy = mx * c - my * s, mx * s + my * c
+    return np.stack([cx - hx, cy - hy, cx + hx, cy + hy], axis=1)
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:

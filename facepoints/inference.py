@@ -21,7 +21,8 @@ from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
 from facepoints.detectors import BoxMaps, Detector, build_detector
 from facepoints.face import Face
-from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input, upright_box
+from facepoints.geometry import (check_boxes, clip_to_image, crop_shift, normalised_to_image, prepare_input,
+                                 upright_boxes)
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
@@ -31,6 +32,8 @@ __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelEr
 DEFAULT_MODEL = "default"
 DETECTOR_MODEL = "detector"  # weights/detector.onnx is the face detector (facepoints.detectors.cnn), not a landmark model
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
+# A re-crop is skipped for a face whose crop would move by less than this share of its side (0: always re-crop)
+REFINE_TOL = 0.03  # chosen on held-out faces: benchmarks/results/detected_boxes_validation.md
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
 
 
@@ -103,6 +106,9 @@ class LandmarkModel:
     The re-crops turn with the face's roll (``upright``, on by default), so a
     face rolled by 45 degrees is seen upright, as in training: on held-out faces
     rolled that far this keeps the error of upright faces instead of doubling it.
+    A face whose next crop would move by less than ``refine_tol`` of its side
+    keeps its points: on held-out faces that skips ~0.7 of 3 crops per upright
+    face with no change in NME (``benchmarks/results/detected_boxes_validation.md``).
 
     One model may be shared by threads: onnxruntime sessions are thread-safe,
     and the detector (OpenCV's cascades keep per-call buffers) runs under the
@@ -125,13 +131,14 @@ class LandmarkModel:
         flip_average: bool = False,
         min_face_score: float | None = None,
         upright: bool = True,
+        refine_tol: float = REFINE_TOL,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise _not_found(f"no model file {self.path}")
         self._configure(read_sidecar(self.path), detector=detector, box_maps=box_maps, batch_size=batch_size,
                         refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average,
-                        min_face_score=min_face_score, threads=threads, upright=upright)
+                        min_face_score=min_face_score, threads=threads, upright=upright, refine_tol=refine_tol)
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=_session_options(threads),
                                                  providers=["CPUExecutionProvider"])
@@ -142,7 +149,7 @@ class LandmarkModel:
     def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
                    batch_size: int, refine: int, convention: str | None, max_pixels: int | None,
                    flip_average: bool = False, min_face_score: float | None = None,
-                   threads: int | None = None, upright: bool = True) -> None:
+                   threads: int | None = None, upright: bool = True, refine_tol: float = 0.0) -> None:
         """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
         self.card = card
         self.meta: dict = card.to_dict()
@@ -168,6 +175,9 @@ class LandmarkModel:
             raise ValueError("batch_size must be at least 1")
         if refine < 0:
             raise ValueError("refine must be 0 or more")
+        if not 0.0 <= refine_tol < 1.0:
+            raise ValueError("refine_tol must be at least 0 and below 1 (a fraction of the crop's side)")
+        self.refine_tol = float(refine_tol)
         if max_pixels is not None and max_pixels < 1:
             raise ValueError("max_pixels must be at least 1 (or None for no limit)")
         self.batch_size, self.refine, self.max_pixels = batch_size, refine, max_pixels
@@ -385,25 +395,35 @@ class LandmarkModel:
                 detections = [self.detector.detect(img) for img in images]
         boxes = [self.box_maps.apply(d) if d else np.zeros((0, 4)) for d in detections]
         points, scores = self._predict_many(images, boxes)
+        crops, angles = [b.copy() for b in boxes], [np.zeros(len(b)) for b in boxes]
         for _ in range(self.refine):
-            good = [np.isfinite(p).all(axis=(1, 2)) for p in points]
-            if not any(g.any() for g in good):
+            redo = [self._recrop(b, p, c, a) for b, p, c, a in zip(boxes, points, crops, angles)]
+            if not any(len(r) for r in redo):
                 break
-            crops, angles = [], []
-            for b, p, g in zip(boxes, points, good):
-                b[g] = _tight_boxes(p[g])
-                ang = self._rolls(p[g])
-                crops.append(np.array([upright_box(q, a) for q, a in zip(p[g], ang)]).reshape(-1, 4))
-                angles.append(ang)
-            new_p, new_s = self._predict_many(images, crops, angles)
-            for p, s, g, np_, ns in zip(points, scores, good, new_p, new_s):
-                p[g], s[g] = np_, ns
+            new_p, new_s = self._predict_many(images, [c[r] for c, r in zip(crops, redo)],
+                                              [a[r] for a, r in zip(angles, redo)])
+            for p, s, r, np_, ns in zip(points, scores, redo, new_p, new_s):
+                p[r], s[r] = np_, ns
         faces = []
         for img, dets, b, p, s in zip(images, detections, boxes, points, scores):
             h, w = img.shape[:2]
             found = self.make_faces(b, clip_to_image(p, w, h), s, [float(d.score) for d in dets]) if dets else []
             faces.append([f for f in found if f.face_score is None or f.face_score >= self.min_face_score])
         return faces
+
+    def _recrop(self, boxes: np.ndarray, points: np.ndarray, crops: np.ndarray, angles: np.ndarray) -> np.ndarray:
+        """Indices of the faces worth another pass; their boxes, crops and angles are updated in place.
+
+        A face whose new crop would move by less than ``refine_tol`` of its side
+        would show the network nearly the same pixels again, so it keeps its points.
+        """
+        ok = np.flatnonzero(np.isfinite(points).all(axis=(1, 2)))
+        boxes[ok] = _tight_boxes(points[ok])
+        ang = self._rolls(points[ok])
+        new = upright_boxes(points[ok], ang)
+        moved = crop_shift(crops[ok], angles[ok], new, ang) >= self.refine_tol if len(ok) else np.zeros(0, bool)
+        crops[ok[moved]], angles[ok[moved]] = new[moved], ang[moved]
+        return ok[moved]
 
     def _rolls(self, points: np.ndarray) -> np.ndarray:
         """(N, K, 2) -> (N,) each face's roll in radians (0 without ``upright``): rolled faces are re-cropped
@@ -414,6 +434,7 @@ class LandmarkModel:
         # schemes list the pair either way round (kaggle15: the subject's left eye first), so the line's
         # direction is taken within +-90 degrees: faces are not re-cropped upside down
         return (np.arctan2(d[:, 1], d[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
+
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

@@ -30,3 +30,22 @@ def test_crop_follows_pixels() -> None:
     assert abs(x - u[0]) <= 1.0 and abs(y - u[1]) <= 1.0
     # normalised 0 and 1 are the crop's outer edges
     assert np.allclose(geometry.from_normalised(np.array([0.0, 1.0]), 240), [-0.5, 239.5])
+
+
+def test_crop_shift_measures_a_move_zoom_or_turn_of_the_crop_in_its_side() -> None:
+    box = np.array([[100.0, 100.0, 200.0, 200.0]])
+    zero = np.zeros(1)
+    assert geometry.crop_shift(box, zero, box, zero)[0] == 0.0
+    assert np.isclose(geometry.crop_shift(box, zero, box + [10, 0, 10, 0], zero)[0], 0.1)
+    bigger = np.array([[95.0, 95.0, 205.0, 205.0]])  # corners move 5 px along each axis, the side is 110
+    assert np.isclose(geometry.crop_shift(box, zero, bigger, zero)[0], np.hypot(5, 5) / 110)
+    turn = 0.2  # corners at half a diagonal from the centre move by 2 sin(turn / 2) of it
+    assert np.isclose(geometry.crop_shift(box, zero, box, np.array([turn]))[0], 2 * np.sin(turn / 2) / np.sqrt(2))
+
+
+def test_upright_boxes_are_upright_box_for_many_faces() -> None:
+    rng = np.random.default_rng(0)
+    pts, angles = rng.normal(100, 30, (6, 68, 2)), rng.uniform(-1.2, 1.2, 6)
+    many = geometry.upright_boxes(pts, angles)
+    assert np.allclose(many, [geometry.upright_box(p, a) for p, a in zip(pts, angles)])
+    assert np.allclose(geometry.upright_boxes(pts[:1], np.zeros(1))[0], [*pts[0].min(axis=0), *pts[0].max(axis=0)])

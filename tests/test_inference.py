@@ -365,11 +365,43 @@ def test_detect_runs_detector_box_map_and_landmarks(real_data: Path, toy: Path, 
     # refinement re-crops around the tight box of the previous pass's points (upright=False: not turned by the
     # roll of the points; test_detect checks the turned crops on real faces)
     inside = make_model(tmp_path, "inside", base=np.random.default_rng(5).uniform(0.2, 0.8, (K, 2)), slope=0.3)
-    once, twice = load(inside, refine=0).detect(image), load(inside, refine=1, upright=False).detect(image)
+    once, twice = load(inside, refine=0).detect(image), load(inside, refine=1, upright=False, refine_tol=0).detect(image)
     for a, b in zip(once, twice):
         tight = np.concatenate([a.points.min(axis=0), a.points.max(axis=0)])
         assert np.allclose(b.box, tight, atol=1e-6)
         assert np.allclose(b.points, load(inside).landmarks(image, tight[None])[0], atol=1e-4)
+
+
+def test_recrops_skip_faces_whose_crop_would_barely_move(real_data: Path) -> None:
+    """refine_tol saves landmark passes, not accuracy: a face whose next crop would be (nearly) the same pixels
+    keeps its points, and a tolerance no crop reaches gives the single-pass answer."""
+    from facepoints.images import read_image
+
+    image = read_image(sorted((real_data / "300w-68" / "afw-scenes" / "images").glob("*.jpg"))[0])
+
+    def run(**kw) -> tuple[list[Face], int]:
+        model = load(**kw)
+        crops, predict = [0], model._predict_many
+
+        def counted(images, boxes, angles=None):
+            crops[0] += sum(len(b) for b in boxes)
+            return predict(images, boxes, angles)
+
+        model._predict_many = counted
+        return model.detect(image), crops[0]
+
+    (every, n_every), (default, n_default) = run(refine_tol=0), run()
+    (frozen, n_frozen), (single, _) = run(refine_tol=0.99), run(refine=0)
+    n = len(every)  # n_frozen: one crop per detection, faces and not-faces alike
+    assert n >= 1 and n_every == 3 * n_frozen and n_frozen <= n_default < n_every
+    assert len(default) == n and len(frozen) == len(single)
+    for a, b in zip(every, default):
+        eye = np.linalg.norm(a.points[36] - a.points[45])
+        assert np.abs(a.points - b.points).max() < 0.05 * eye  # a skipped re-crop barely moves a point
+    for c, d in zip(frozen, single):
+        assert np.allclose(c.points, d.points, atol=1e-4)
+    with pytest.raises(ValueError, match="refine_tol"):
+        load(refine_tol=1.5)
 
 
 def test_runtime_never_imports_torch() -> None:

@@ -152,8 +152,10 @@ class CnnDetector:
             return []
         h, w = img.shape[:2]
         boxes, scores = [], []
+        level_img = img
         for s, lo, hi in self.levels(w, h):
-            b, sc = self._run_level(img, s)
+            level_img = _resized(level_img, img, (max(1, round(w * s)), max(1, round(h * s))))
+            b, sc = self._run_level(level_img, w, h)
             side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * s
             keep = (side >= lo) & (side < hi)
             boxes.append(b[keep])
@@ -162,18 +164,26 @@ class CnnDetector:
         k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)
         return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY) for i in k]
 
-    def _run_level(self, img: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (in the image's pixels) and scores above the threshold, for the image resized by ``s``."""
-        h, w = img.shape[:2]
-        nw, nh = max(1, round(w * s)), max(1, round(h * s))
-        if (nw, nh) != (w, h):
-            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    def _run_level(self, img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (in the pixels of the w x h original) and scores above the threshold, for its resized copy ``img``."""
+        nh, nw = img.shape[:2]
         stride = int(self._meta.get("max_stride", 32))
         x = np.zeros((1, 3, nh + (-nh % stride), nw + (-nw % stride)), np.float32)
-        x[0, :, :nh, :nw] = img.transpose(2, 0, 1)
+        for c, plane in enumerate(cv2.split(img)):  # ~2x faster than one strided transpose copy
+            x[0, c, :nh, :nw] = plane
         scores, boxes = self._session.run(["scores", "boxes"], {"image": x})
         keep = scores[0] >= self.score_threshold
         boxes = boxes[0][keep].astype(np.float64)
         sx, sy = nw / w, nh / h
         boxes = (boxes + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
         return boxes.reshape(-1, 4), scores[0][keep].astype(np.float64)
+
+
+def _resized(previous: np.ndarray, original: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The photo at ``size`` (w, h): shrunk from the previous, already smaller level when it can be (halving a
+    640 px level is ~4x cheaper than quartering the photo), else from the original."""
+    if previous.shape[1::-1] == size:
+        return previous
+    src = previous if previous.shape[1] >= size[0] and previous.shape[0] >= size[1] else original
+    shrink = size[0] < src.shape[1]
+    return cv2.resize(src, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
