@@ -124,6 +124,7 @@ class HeatmapNet(nn.Module):
         score_tau: float = 0.01,
         point_offset: bool = False,
         conventions: int = 1,
+        patch_stem: bool = False,
     ) -> None:
         super().__init__()
         self.num_points = num_points
@@ -136,11 +137,15 @@ class HeatmapNet(nn.Module):
         shape = (num_points, 2) if conventions == 1 else (conventions, num_points, 2)
         self.point_offset = nn.Parameter(torch.zeros(shape)) if point_offset else None
         self.score_tau = score_tau
-        self.stem = _conv_bn(channels, widths[0], 3, 2)  # stride 2
+        # patch_stem: one 4x4 stride-4 conv instead of a 3x3 stride-2 conv at twice the resolution (ViT/ConvNeXt's
+        # patchify); the first stage then keeps its resolution. Same strides, less work at the input.
+        self.stem = (nn.Sequential(nn.Conv2d(channels, widths[0], 4, 4, bias=False), nn.BatchNorm2d(widths[0]),
+                                   nn.ReLU(inplace=True)) if patch_stem else _conv_bn(channels, widths[0], 3, 2))
         stages = []
         cin = widths[0]
         for i, (w, d) in enumerate(zip(widths[1:], depths)):
-            blocks = [InvertedResidual(cin, w, 2 if i < 3 else 1, 1 if i == 0 else expand)]
+            stride = 1 if i == 3 or (i == 0 and patch_stem) else 2
+            blocks = [InvertedResidual(cin, w, stride, 1 if i == 0 else expand)]
             blocks += [InvertedResidual(w, w, 1, expand) for _ in range(d - 1)]
             stages.append(nn.Sequential(*blocks))
             cin = w

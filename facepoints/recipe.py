@@ -59,6 +59,7 @@ class OptimConfig:
     score_tau: float = 0.01  # confidence target exp(-error / tau), error in crop-normalised units
     heatmap_weight: float = 0.0  # weight of the heatmap-shape regulariser (JS divergence to a Gaussian), 0 = off
     heatmap_sigma: float = 1.0  # that Gaussian's sigma, in heatmap cells
+    distill_weight: float = 1.0  # weight of the teacher's points (with ``teacher``), in the coordinate loss's units
 
 
 @dataclass
@@ -71,6 +72,7 @@ class TrainConfig:
     max_train_samples: int = 0  # 0 = all; small values make smoke runs
     channels_last: bool = False  # NHWC tensors: ~1.5x faster training of depthwise nets on x86 CPUs
     init_from: str = path_field("")  # checkpoint whose same-shaped weights start this run (e.g. a 68-point model for 15 points)
+    teacher: str = path_field("")  # trained checkpoint whose points are extra targets (facepoints.distill)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

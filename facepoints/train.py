@@ -33,6 +33,7 @@ from facepoints.checkpoint import (
 )
 from facepoints.config import save_config
 from facepoints.datasets import Sample
+from facepoints.distill import Teacher, build_teacher, distill_loss
 from facepoints.losses import LOSSES, Loss, nme_batch, total_loss
 from facepoints.models import build_model, count_parameters
 from facepoints.recipe import OptimConfig, TrainConfig, check_config, load_train_config
@@ -169,6 +170,7 @@ class Run:
     generator: torch.Generator
     opt: torch.optim.Optimizer
     sched: Any
+    teacher: Teacher | None = None
     best: float = float("inf")
     stale: int = 0
     rows: list[dict] = field(default_factory=list)
@@ -216,7 +218,8 @@ def _setup(cfg: TrainConfig, scheme: PointScheme, samples: tuple[list[Sample], l
     opt = _make_optimizer(model, o)
     flip_index = torch.tensor(scheme.flip_permutation()) if scheme.flip_index is not None else None
     return Run(cfg, scheme, out, rank, world, progress, core, model, flip_index, train_ds, train_loader, val_loader,
-               sampler, g, opt, _make_scheduler(opt, o, len(train_loader)))
+               sampler, g, opt, _make_scheduler(opt, o, len(train_loader)),
+               build_teacher(cfg.teacher, scheme.num_points, cfg.model.channels))
 
 
 def _resume(run: Run) -> int:
@@ -255,7 +258,10 @@ def _train_epoch(run: Run, epoch: int, first_epoch: int) -> float:
     for x, t, mk, fl, cv in bar:
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = total_loss(run.model(x), t, mk, o, fl, cv, run.flip_index)
+        out = run.model(x)
+        loss = total_loss(out, t, mk, o, fl, cv, run.flip_index)
+        if run.teacher is not None:
+            loss = loss + o.distill_weight * distill_loss(out, run.teacher.points(x), o.loss)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         if o.grad_clip:
