@@ -107,7 +107,7 @@ def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 def warp_crop(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """Crop by the matrix; pixels outside the image repeat the border, so no black frames teach edges."""
-    flags = cv2.INTER_AREA if abs(np.linalg.det(m[:, :2])) < 1.0 else cv2.INTER_LINEAR
+    flags = cv2.INTER_AREA if abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]) < 1.0 else cv2.INTER_LINEAR
     return cv2.warpAffine(image, m, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -321,7 +321,7 @@ class LandmarkModel:
                     for img, b, ang in zip(images, boxes, angles) for box, a in zip(b, ang)]
         if not prepared:
             return [np.zeros((0, k, 2)) for _ in boxes], [np.zeros((0, k)) for _ in boxes]
-        x = np.stack([p[0] for p in prepared]).astype(np.float32, copy=False)
+        x = np.stack([p[0] for p in prepared]) if len(prepared) > 1 else prepared[0][0][None]
         points, scores = self._network(x)
         if self._shift is not None and points.shape[1:] == self._shift.shape:
             points = points + self._shift
@@ -331,6 +331,8 @@ class LandmarkModel:
                 f"scheme {self.scheme.name}, got {points.shape} and {scores.shape}"
             )
         pts = np.stack([normalised_to_image(points[i], m, self.input_size) for i, (_, m) in enumerate(prepared)])
+        if len(boxes) == 1:
+            return [pts], [scores.astype(np.float64)]
         ends = np.cumsum([len(b) for b in boxes])[:-1]
         return np.split(pts, ends), np.split(scores.astype(np.float64), ends)
 
