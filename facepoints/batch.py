@@ -249,6 +249,7 @@ def _model_spec(model: LandmarkModel) -> tuple[str, dict]:
                              "batch_size": model.batch_size, "max_pixels": model.max_pixels,
                              "convention": model.convention or None, "flip_average": model.flip_average,
                              "upright": model.upright, "refine_tol": model.refine_tol,
+                             "duplicate_iou": model.duplicate_iou,
                              "min_face_score": model.min_face_score}
 
 

@@ -15,7 +15,7 @@ import torch
 
 from facepoints.card import ModelCard
 from facepoints.export import convention_shifts, point_offset
-from facepoints.inference import DEFAULT_MAX_PIXELS, REFINE_TOL, LandmarkModel, ModelError
+from facepoints.inference import DEFAULT_MAX_PIXELS, DUPLICATE_IOU, REFINE_TOL, LandmarkModel, ModelError
 
 
 def _load_checkpoint(path: Path):
@@ -47,7 +47,8 @@ class CheckpointModel(LandmarkModel):
                         convention=kw.pop("convention", None), max_pixels=kw.pop("max_pixels", DEFAULT_MAX_PIXELS),
                         flip_average=kw.pop("flip_average", False), min_face_score=kw.pop("min_face_score", None),
                         threads=threads, upright=kw.pop("upright", True),
-                        refine_tol=kw.pop("refine_tol", REFINE_TOL))
+                        refine_tol=kw.pop("refine_tol", REFINE_TOL),
+                        duplicate_iou=kw.pop("duplicate_iou", DUPLICATE_IOU))
         if kw:
             raise TypeError(f"unexpected arguments {sorted(kw)}")
         if threads is not None:

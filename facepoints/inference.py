@@ -20,6 +20,7 @@ import onnxruntime as ort
 from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
 from facepoints.detectors import BoxMaps, Detector, build_detector
+from facepoints.detectors.base import nms
 from facepoints.face import Face
 from facepoints.geometry import (check_boxes, clip_to_image, crop_shift, normalised_to_image, prepare_input,
                                  upright_boxes)
@@ -34,6 +35,8 @@ DETECTOR_MODEL = "detector"  # weights/detector.onnx is the face detector (facep
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
 # A re-crop is skipped for a face whose crop would move by less than this share of its side (0: always re-crop)
 REFINE_TOL = 0.03  # chosen on held-out faces: benchmarks/results/detected_boxes_validation.md
+# Two detections whose refined faces overlap by this IoU are one face (1: keep both); benchmarks/results/duplicates.md
+DUPLICATE_IOU = 0.7
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
 
 
@@ -132,13 +135,15 @@ class LandmarkModel:
         min_face_score: float | None = None,
         upright: bool = True,
         refine_tol: float = REFINE_TOL,
+        duplicate_iou: float = DUPLICATE_IOU,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise _not_found(f"no model file {self.path}")
         self._configure(read_sidecar(self.path), detector=detector, box_maps=box_maps, batch_size=batch_size,
                         refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average,
-                        min_face_score=min_face_score, threads=threads, upright=upright, refine_tol=refine_tol)
+                        min_face_score=min_face_score, threads=threads, upright=upright, refine_tol=refine_tol,
+                        duplicate_iou=duplicate_iou)
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=_session_options(threads),
                                                  providers=["CPUExecutionProvider"])
@@ -149,7 +154,8 @@ class LandmarkModel:
     def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
                    batch_size: int, refine: int, convention: str | None, max_pixels: int | None,
                    flip_average: bool = False, min_face_score: float | None = None,
-                   threads: int | None = None, upright: bool = True, refine_tol: float = 0.0) -> None:
+                   threads: int | None = None, upright: bool = True, refine_tol: float = 0.0,
+                   duplicate_iou: float = 1.0) -> None:
         """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
         self.card = card
         self.meta: dict = card.to_dict()
@@ -178,6 +184,9 @@ class LandmarkModel:
         if not 0.0 <= refine_tol < 1.0:
             raise ValueError("refine_tol must be at least 0 and below 1 (a fraction of the crop's side)")
         self.refine_tol = float(refine_tol)
+        if not 0.0 < duplicate_iou <= 1.0:
+            raise ValueError("duplicate_iou must be above 0 and at most 1 (1 keeps overlapping faces)")
+        self.duplicate_iou = float(duplicate_iou)
         if max_pixels is not None and max_pixels < 1:
             raise ValueError("max_pixels must be at least 1 (or None for no limit)")
         self.batch_size, self.refine, self.max_pixels = batch_size, refine, max_pixels
@@ -410,7 +419,8 @@ class LandmarkModel:
         for img, dets, b, p, s in zip(images, detections, boxes, points, scores):
             h, w = img.shape[:2]
             found = self.make_faces(b, clip_to_image(p, w, h), s, [float(d.score) for d in dets]) if dets else []
-            faces.append([f for f in found if f.face_score is None or f.face_score >= self.min_face_score])
+            kept = [f for f in found if f.face_score is None or f.face_score >= self.min_face_score]
+            faces.append(_distinct(kept, self.duplicate_iou))
         return faces
 
     def _recrop(self, boxes: np.ndarray, points: np.ndarray, crops: np.ndarray, angles: np.ndarray) -> np.ndarray:
@@ -437,6 +447,16 @@ class LandmarkModel:
         # direction is taken within +-90 degrees: faces are not re-cropped upside down
         return (np.arctan2(d[:, 1], d[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
 
+
+
+def _distinct(faces: list[Face], iou: float) -> list[Face]:
+    """One face per face: two detections of one rolled face (a box each, too different for the detector's NMS)
+    re-crop onto the same points; the better detection stays, in the original order."""
+    if iou >= 1.0 or len(faces) < 2:
+        return faces
+    boxes = np.array([f.box for f in faces], dtype=np.float64)
+    scores = np.array([f.detection_score if f.detection_score is not None else 0.0 for f in faces])
+    return [faces[i] for i in sorted(nms(boxes, scores, iou, len(faces)))]
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

@@ -404,6 +404,26 @@ def test_recrops_skip_faces_whose_crop_would_barely_move(real_data: Path) -> Non
         load(refine_tol=1.5)
 
 
+def test_two_detections_of_one_face_give_one_face(real_data: Path) -> None:
+    """Two boxes of one face, too different for the detector's NMS (IoU 0.45), re-crop onto the same points."""
+    from facepoints.datasets import load_dataset
+    from facepoints.detectors.base import Detection
+    from facepoints.detectors.cnn import BOX_MAP_KEY
+
+    sample = load_dataset(str(real_data / "300w-68" / "afw"), progress=False)[0][0]
+    x0, y0 = np.nanmin(sample.points, axis=0)
+    x1, y1 = np.nanmax(sample.points, axis=0)
+    w, h = x1 - x0, y1 - y0
+    dets = [Detection(np.array([x0, y0, x1, y1]), 0.9, BOX_MAP_KEY),
+            Detection(np.array([x0 + 0.2 * w, y0 + 0.2 * h, x1 + 0.2 * w, y1 + 0.2 * h]), 0.8, BOX_MAP_KEY)]
+    one = load().detect_many([sample.image], [dets])[0]
+    both = load(duplicate_iou=1.0).detect_many([sample.image], [dets])[0]
+    assert len(both) == 2 and len(one) == 1
+    assert one[0].detection_score == 0.9 and np.allclose(one[0].points, both[0].points)
+    with pytest.raises(ValueError, match="duplicate_iou"):
+        load(duplicate_iou=0)
+
+
 def test_runtime_never_imports_torch() -> None:
     code = "import sys, facepoints.inference, facepoints.detectors; sys.exit('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
