@@ -15,7 +15,8 @@ import torch
 
 from facepoints.card import ModelCard
 from facepoints.export import convention_shifts, point_offset
-from facepoints.inference import DEFAULT_MAX_PIXELS, DUPLICATE_IOU, REFINE_TOL, LandmarkModel, ModelError
+from facepoints.inference import DEFAULT_MAX_PIXELS, LandmarkModel, ModelError
+from facepoints.refine import DUPLICATE_IOU, REFINE_TOL
 
 
 def _load_checkpoint(path: Path):

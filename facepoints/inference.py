@@ -20,11 +20,10 @@ import onnxruntime as ort
 from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
 from facepoints.detectors import BoxMaps, Detector, build_detector
-from facepoints.detectors.base import nms
 from facepoints.face import Face
-from facepoints.geometry import (check_boxes, clip_to_image, crop_shift, normalised_to_image, prepare_input,
-                                 upright_boxes)
+from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
+from facepoints.refine import DUPLICATE_IOU, REFINE_TOL, distinct, recrop, rolls
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelError", "ModelNotFoundError",
@@ -33,10 +32,6 @@ __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelEr
 DEFAULT_MODEL = "default"
 DETECTOR_MODEL = "detector"  # weights/detector.onnx is the face detector (facepoints.detectors.cnn), not a landmark model
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
-# A re-crop is skipped for a face whose crop would move by less than this share of its side (0: always re-crop)
-REFINE_TOL = 0.03  # chosen on held-out faces: benchmarks/results/detected_boxes_validation.md
-# Two detections whose refined faces overlap by this IoU are one face (1: keep both); benchmarks/results/duplicates.md
-DUPLICATE_IOU = 0.7
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
 
 
@@ -408,7 +403,8 @@ class LandmarkModel:
         points, scores = self._predict_many(images, boxes)
         crops, angles = [b.copy() for b in boxes], [np.zeros(len(b)) for b in boxes]
         for _ in range(self.refine):
-            redo = [self._recrop(b, p, c, a) for b, p, c, a in zip(boxes, points, crops, angles)]
+            redo = [recrop(b, p, c, a, self._roll_pair, self.refine_tol)
+                    for b, p, c, a in zip(boxes, points, crops, angles)]
             if not any(len(r) for r in redo):
                 break
             new_p, new_s = self._predict_many(images, [c[r] for c, r in zip(crops, redo)],
@@ -420,43 +416,12 @@ class LandmarkModel:
             h, w = img.shape[:2]
             found = self.make_faces(b, clip_to_image(p, w, h), s, [float(d.score) for d in dets]) if dets else []
             kept = [f for f in found if f.face_score is None or f.face_score >= self.min_face_score]
-            faces.append(_distinct(kept, self.duplicate_iou))
+            faces.append(distinct(kept, self.duplicate_iou))
         return faces
-
-    def _recrop(self, boxes: np.ndarray, points: np.ndarray, crops: np.ndarray, angles: np.ndarray) -> np.ndarray:
-        """Indices of the faces worth another pass; their boxes, crops and angles are updated in place.
-
-        A face whose new crop would move by less than ``refine_tol`` of its side
-        would show the network nearly the same pixels again, so it keeps its points.
-        """
-        ok = np.flatnonzero(np.isfinite(points).all(axis=(1, 2)))
-        boxes[ok] = _tight_boxes(points[ok])
-        ang = self._rolls(points[ok])
-        new = upright_boxes(points[ok], ang)
-        moved = crop_shift(crops[ok], angles[ok], new, ang) >= self.refine_tol if len(ok) else np.zeros(0, bool)
-        crops[ok[moved]], angles[ok[moved]] = new[moved], ang[moved]
-        return ok[moved]
 
     def _rolls(self, points: np.ndarray) -> np.ndarray:
-        """(N, K, 2) -> (N,) each face's roll in radians (0 without ``upright``): rolled faces are re-cropped
-        upright, as the model was trained to see them, so their points and face scores hold up."""
-        if self._roll_pair is None or not len(points):
-            return np.zeros(len(points))
-        d = points[:, self._roll_pair[1]] - points[:, self._roll_pair[0]]
-        # schemes list the pair either way round (kaggle15: the subject's left eye first), so the line's
-        # direction is taken within +-90 degrees: faces are not re-cropped upside down
-        return (np.arctan2(d[:, 1], d[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
-
-
-
-def _distinct(faces: list[Face], iou: float) -> list[Face]:
-    """One face per face: two detections of one rolled face (a box each, too different for the detector's NMS)
-    re-crop onto the same points; the better detection stays, in the original order."""
-    if iou >= 1.0 or len(faces) < 2:
-        return faces
-    boxes = np.array([f.box for f in faces], dtype=np.float64)
-    scores = np.array([f.detection_score if f.detection_score is not None else 0.0 for f in faces])
-    return [faces[i] for i in sorted(nms(boxes, scores, iou, len(faces)))]
+        """(N, K, 2) -> (N,) each face's roll in radians (0 without ``upright``)."""
+        return rolls(points, self._roll_pair)
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
@@ -467,11 +432,6 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     return options
-
-
-def _tight_boxes(points: np.ndarray) -> np.ndarray:
-    """(N, K, 2) -> (N, 4): the model's box convention, the tight box of the points."""
-    return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
 
 
 def load(name_or_path: str | Path | None = None, **kw) -> LandmarkModel:
