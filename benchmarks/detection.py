@@ -15,7 +15,7 @@ a face is found when a box has IoU >= 0.5 with it. Reported: recall and false
 positives at the detector's own default threshold, AP, recall at 1 false
 detection per 20 photos, median ms per photo (detector alone), and the
 end-to-end ``facepoints.load(detector=...).detect`` time (detector + 68 points
-+ two re-crops) on 640x480 photos with three faces. Speeds are 1 thread
++ up to two re-crops) on 640x480 photos with three faces. Speeds are 1 thread
 (onnxruntime intra-op 1, cv2.setNumThreads(1); dlib is single-threaded);
 compare ratios within one run. Writes benchmarks/results/detection.{md,json}
 and detection_pr.png.
@@ -238,7 +238,7 @@ def write(rows: list[dict], e2e: dict, prov: dict, out: Path, runs: dict[tuple[s
         lines.append(f"| {r['set']} | {r['detector']} | {r['faces']} | {r['found']} | {100 * r['recall']:.1f} % | "
                      f"{r['false_positives']} | {r['fp_per_photo']:.3f} | {r['ap']:.3f} | "
                      f"{100 * r['recall_at_0.05_fp_per_photo']:.1f} % | {r['ms_per_photo_median']:.1f} |")
-    lines += ["", "End to end (`facepoints.load(detector=..., threads=1).detect`: detector + 68 points + 2 re-crops) "
+    lines += ["", "End to end (`facepoints.load(detector=..., threads=1).detect`: detector + 68 points + up to 2 re-crops, duplicates merged) "
               "on 640x480 photos with three faces (afw-scenes photos letterboxed):", "",
               "| detector | ms/photo (median) | faces found |", "|---|---:|---:|"]
     lines += [f"| {k} | {v['ms_median']:.1f} | {v['found']} / {v['faces']} |" for k, v in e2e.items()]
