@@ -238,8 +238,8 @@ def write(rows: list[dict], e2e: dict, prov: dict, out: Path, runs: dict[tuple[s
         lines.append(f"| {r['set']} | {r['detector']} | {r['faces']} | {r['found']} | {100 * r['recall']:.1f} % | "
                      f"{r['false_positives']} | {r['fp_per_photo']:.3f} | {r['ap']:.3f} | "
                      f"{100 * r['recall_at_0.05_fp_per_photo']:.1f} % | {r['ms_per_photo_median']:.1f} |")
-    lines += ["", "End to end (`facepoints.load(detector=..., threads=1).detect`: detector + 68 points + up to 2 re-crops, duplicates merged) "
-              "on 640x480 photos with three faces (afw-scenes photos letterboxed):", "",
+    lines += ["", "End to end (`facepoints.load(detector=..., threads=1).detect`: detector + 68 points + up to 2 "
+              "re-crops, duplicates merged) on 640x480 photos with three faces (afw-scenes photos letterboxed):", "",
               "| detector | ms/photo (median) | faces found |", "|---|---:|---:|"]
     lines += [f"| {k} | {v['ms_median']:.1f} | {v['found']} / {v['faces']} |" for k, v in e2e.items()]
     lines += ["", "Targets (issue 11):", "", "| target | value | goal | met |", "|---|---:|---:|---|"]
