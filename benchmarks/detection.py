@@ -230,8 +230,8 @@ def write(rows: list[dict], e2e: dict, prov: dict, out: Path, runs: dict[tuple[s
              "Recall and false positives (FP) at each detector's default threshold; recall@0.05 = recall at "
              "1 false detection per 20 photos; AP over each detector's scores (dlib and Haar only output "
              "detections above their own thresholds, so their curves stop early). `<detector>+landmarks` rows are "
-             "what `facepoints.load(detector=...).detect` returns: the detector at its default threshold, two "
-             "re-crops, and detections whose points are not a face dropped (ms/photo includes the 68 points).", "",
+             "what `facepoints.load(detector=...).detect` returns: the detector at its default threshold, up to two "
+             "re-crops (duplicates merged), and detections whose points are not a face dropped (ms/photo includes the 68 points).", "",
              "| set | detector | faces | found | recall | FP | FP/photo | AP | recall@0.05 | ms/photo |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
