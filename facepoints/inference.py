@@ -23,7 +23,7 @@ from facepoints.detectors import BoxMaps, Detector, build_detector
 from facepoints.face import Face
 from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
-from facepoints.refine import DUPLICATE_IOU, REFINE_TOL, distinct, recrop, rolls
+from facepoints.refine import DUPLICATE_IOU, REFINE_TOL, distinct, recrop
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelError", "ModelNotFoundError",
@@ -149,8 +149,8 @@ class LandmarkModel:
     def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
                    batch_size: int, refine: int, convention: str | None, max_pixels: int | None,
                    flip_average: bool = False, min_face_score: float | None = None,
-                   threads: int | None = None, upright: bool = True, refine_tol: float = 0.0,
-                   duplicate_iou: float = 1.0) -> None:
+                   threads: int | None = None, upright: bool = True, refine_tol: float = REFINE_TOL,
+                   duplicate_iou: float = DUPLICATE_IOU) -> None:
         """Everything but the network: card, scheme, crop settings, detector (shared with CheckpointModel)."""
         self.card = card
         self.meta: dict = card.to_dict()
@@ -418,10 +418,6 @@ class LandmarkModel:
             kept = [f for f in found if f.face_score is None or f.face_score >= self.min_face_score]
             faces.append(distinct(kept, self.duplicate_iou))
         return faces
-
-    def _rolls(self, points: np.ndarray) -> np.ndarray:
-        """(N, K, 2) -> (N,) each face's roll in radians (0 without ``upright``)."""
-        return rolls(points, self._roll_pair)
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:

@@ -23,6 +23,7 @@ from facepoints.detectors import (
     merge_detections,
 )
 from facepoints.geometry import tight_box
+from facepoints.refine import rolls
 
 # Frontal faces of three different people from the YouTube-Faces test split.
 COMPOSITE_FACES = ("Linda_Franklin_01.jpg", "Ethan_Hawke_30.jpg", "Wesley_Clark_00.jpg")
@@ -220,4 +221,4 @@ def test_roll_is_the_face_turn_whichever_way_a_scheme_lists_its_eye_pair(name: s
     turn = np.radians(30.0)
     pts[0, left] = [0.0, 0.0]
     pts[0, right] = [40 * np.cos(turn), 40 * np.sin(turn)]  # the image-right eye, 30 degrees down
-    assert np.degrees(model._rolls(pts))[0] == pytest.approx(30.0)
+    assert np.degrees(rolls(pts, model._roll_pair))[0] == pytest.approx(30.0)
