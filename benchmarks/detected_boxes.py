@@ -62,14 +62,7 @@ TOL_SLACK = {"nme": 0.02, "fr10": 0.2}  # NME and FR points a skipped re-crop ma
 
 def measure(model, samples: list, desc: str) -> dict:
     """NME and FR@10 over the faces found, and landmark passes per face found (each batched crop counts once)."""
-    crops = [0]
-    run = model._predict_many
-
-    def counted(images, boxes, angles=None):
-        crops[0] += sum(len(b) for b in boxes)
-        return run(images, boxes, angles)
-
-    model._predict_many = counted
+    start = model.crops_run
     errs = []
     for s in tqdm(samples, desc=desc, leave=False):
         gt_box = tight_box(s.points, s.mask)
@@ -78,10 +71,9 @@ def measure(model, samples: list, desc: str) -> dict:
             continue
         d = np.linalg.norm(s.points[36] - s.points[45])
         errs.append(np.linalg.norm(best.points - s.points, axis=1)[s.mask].mean() / d)
-    model._predict_many = run
     e = np.array(errs)
     return {"faces": len(samples), "found": len(e), "nme": float(100 * e.mean()), "fr10": float(100 * (e > 0.1).mean()),
-            "passes": crops[0] / max(len(e), 1)}
+            "passes": (model.crops_run - start) / max(len(e), 1)}
 
 
 def validation_main(model_name: str) -> None:

@@ -196,6 +196,7 @@ class LandmarkModel:
         self._box_maps = box_maps
         self._lock = threading.Lock()
         self._fixed_batch: int | None = None
+        self.crops_run = 0  # landmark crops since load: what refine_tol saves (approximate under threads)
 
     def _check_io(self) -> int | None:
         """Enforce the contract early, so a wrong model fails at load time with a clear reason."""
@@ -325,6 +326,7 @@ class LandmarkModel:
                     for img, b, ang in zip(images, boxes, angles) for box, a in zip(b, ang)]
         if not prepared:
             return [np.zeros((0, k, 2)) for _ in boxes], [np.zeros((0, k)) for _ in boxes]
+        self.crops_run += len(prepared)
         x = np.stack([p[0] for p in prepared]) if len(prepared) > 1 else prepared[0][0][None]
         points, scores = self._network(x)
         if self._shift is not None and points.shape[1:] == self._shift.shape:

@@ -381,14 +381,7 @@ def test_recrops_skip_faces_whose_crop_would_barely_move(real_data: Path) -> Non
 
     def run(**kw) -> tuple[list[Face], int]:
         model = load(**kw)
-        crops, predict = [0], model._predict_many
-
-        def counted(images, boxes, angles=None):
-            crops[0] += sum(len(b) for b in boxes)
-            return predict(images, boxes, angles)
-
-        model._predict_many = counted
-        return model.detect(image), crops[0]
+        return model.detect(image), model.crops_run
 
     (every, n_every), (default, n_default) = run(refine_tol=0), run()
     (frozen, n_frozen), (single, _) = run(refine_tol=0.99), run(refine=0)
