@@ -223,6 +223,7 @@ def main() -> None:
     targets["tracking one face >= 200 frames/s"] = (fps1 >= 200, f"{fps1:.0f} frames/s")
     cfg_text = f"min_cutoff {smooth.min_cutoff} Hz, beta {smooth.beta}, d_cutoff {smooth.d_cutoff} Hz"
     prov = provenance()
+    det = type(model.detector).__name__
     lines = [
         "# Video tracking: accuracy, jitter, speed",
         "",
@@ -230,9 +231,9 @@ def main() -> None:
         "",
         f"Model `{model.path.name}`: {model.card.provenance}.",
         "",
-        (f"{len(faces)} real {args.faces} faces (300-W annotations; {skipped} other candidates skipped because the Haar "
-         "detector did not find them in the first frame, so tracking could not start), each cut out and moved by "
-         "smooth known similarity transforms plus camera noise (a 0.4 px hand-held wobble low-passed to a few Hz, "
+        (f"{len(faces)} real {args.faces} faces (300-W annotations; {skipped} other candidates skipped because the "
+         f"detector ({det}) did not find them in the first frame, so tracking could not start), each cut out and "
+         "moved by smooth known similarity transforms plus camera noise (a 0.4 px hand-held wobble low-passed to a few Hz, "
          f"sensor noise of 2 grey levels, JPEG quality 85); {args.frames} frames of {FRAME[0]}x{FRAME[1]} at "
          "30 frames/s. Motion: *still* (camera noise only), *calm* (+-6 % shift, +-6 deg, +-6 % scale, 5 s "
          "period: a person talking to a webcam), *fast* (+-12 %, +-12 deg, +-12 %, 3 s period: up to ~1.5 face "
@@ -256,7 +257,7 @@ def main() -> None:
         (f"| tracking loop, 1 face (`FaceTracker.step`: landmarks, checks, smoothing, pose; frames in memory) "
          f"| {fps1:.0f} frames/s |"),
         f"| tracking loop, 3 faces (one batched landmark pass) | {fps3:.0f} frames/s |",
-        f"| a detection frame (Haar detector + landmarks), 1 face | {detect_ms:.0f} ms |",
+        f"| a detection frame ({det} + landmarks), 1 face | {detect_ms:.0f} ms |",
         ("| whole `process_video`: mp4 decode, tracking, detector every 30 frames, drawing (points, pose, ids, "
          f"glasses), mp4v encode, JSONL | {pipeline_fps:.0f} frames/s |"),
         "",
