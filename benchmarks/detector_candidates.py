@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from detector_pyramid import AP_TIE  # noqa: E402
+from detector_pyramid import AP_TIE, choose  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "detector_candidates"
 SETS = ("composed", "natural", "enlarged", "rotated")
@@ -30,10 +30,10 @@ def load_candidates(folder: Path) -> dict[str, dict]:
 
 
 def pick(cands: dict[str, dict]) -> str:
+    """The pyramid's own rule (``detector_pyramid.choose``) over the candidates measured on every set."""
     full = {k: c["chosen"] for k, c in cands.items() if all(s in c["chosen"] for s in SETS)}
-    best = max(c["mean_ap"] for c in full.values())
-    close = [k for k, c in full.items() if c["mean_ap"] >= best - AP_TIE]
-    return min(close, key=lambda k: full[k]["mean_fp_per_photo"])
+    winner = choose(list(full.values()))
+    return next(k for k, row in full.items() if row is winner)
 
 
 def main() -> None:
