@@ -47,7 +47,7 @@ def check_against_torch(net: FaceDetectorNet, onnx_path: Path) -> float:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    wrapper = ExportWrapper(net).eval()
+    wrapper = ExportWrapper(net, fold_scale=False).eval()  # the network as trained: checks the folding too
     worst = 0.0
     for h, w in ((320, 320), (224, 416)):
         x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 255
@@ -89,6 +89,17 @@ def fit_cnn_box_map(onnx_path: Path, cfg: dict[str, Any], limit: int = 800) -> t
     return fit_box_map(found, np.array(tights)).to_dict(), len(found)
 
 
+def retrain_command(ck: dict[str, Any], checkpoint: str, out: str) -> str:
+    """The commands that rebuild the checkpoint, a resumed run's legs included (its epochs given explicitly)."""
+    cfg = ck["config"]
+    legs = ck.get("legs") or [{"from_epoch": 0, "epochs": ck["epoch"] + 1}]
+    run = f"facepoints train-detector configs/{cfg['name']}.yaml -o out_dir={cfg['out_dir']}"
+    steps = [f"{run} -o optim.epochs={legs[0]['epochs']}"
+             + (f" (after the stage that writes {cfg['init_from']})" if cfg.get("init_from") else "")]
+    steps += [f"{run} --resume -o optim.epochs={leg['epochs']}" for leg in legs[1:]]
+    return "; ".join([*steps, f"facepoints export-detector {cfg['out_dir']}/{checkpoint} --out {out}"])
+
+
 def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
     """Write ``out`` (.onnx) and its sidecar .json (the model card)."""
     net, ck = load_detector_checkpoint(checkpoint)
@@ -113,9 +124,7 @@ def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
         "box_convention": "tight box of the 68 iBUG points (brows to chin), the landmark model's box; "
                           "after a roll, the axis-aligned box of the rolled points",
         "training_data": [spec["path"] for spec in cfg["data"]["train"]], "negatives": cfg["data"]["negatives"],
-        "retrain": (f"facepoints train-detector configs/{cfg['name']}.yaml"
-                    + (f" (after the stage that writes {cfg['init_from']})" if cfg.get("init_from") else "")
-                    + f"; facepoints export-detector {cfg['out_dir']}/{Path(checkpoint).name} --out {out.name}"),
+        "retrain": retrain_command(ck, Path(checkpoint).name, out.name),
         "training": {"epochs": ck["epoch"] + 1, "checkpoint": Path(checkpoint).name, "seed": cfg["seed"],
                      "validation": ck["val"], "history": ck["history"]},
         "parameters": count_parameters(net), "precision": "float32",

@@ -11,6 +11,7 @@ size that is a multiple of 32; the ONNX export keeps height and width dynamic.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -102,12 +103,13 @@ class ExportWrapper(nn.Module):
     runtime only thresholds, runs NMS and rescales.
     """
 
-    def __init__(self, net: FaceDetectorNet) -> None:
+    def __init__(self, net: FaceDetectorNet, fold_scale: bool = True) -> None:
         super().__init__()
-        self.net = net
+        self.fold_scale = fold_scale
+        self.net = _scaled_stem(net, 1 / 255.0) if fold_scale else net
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = image / 255.0
+        x = image if self.fold_scale else image / 255.0
         scores, boxes = [], []
         for stride, (logit, dist) in zip(STRIDES, self.net(x)):
             n, _, h, w = logit.shape
@@ -119,6 +121,16 @@ class ExportWrapper(nn.Module):
             boxes.append(b.reshape(n, -1, 4))
             scores.append(torch.sigmoid(logit).reshape(n, -1))
         return torch.cat(scores, dim=1), torch.cat(boxes, dim=1)
+
+
+def _scaled_stem(net: FaceDetectorNet, scale: float) -> FaceDetectorNet:
+    """A copy whose first convolution takes the input ``1 / scale`` times larger: the same network without a
+    division of the whole photo (0.4 ms of a 640x480 frame). Exact, as that convolution is linear, unbiased
+    and zero-padded."""
+    out = copy.deepcopy(net)
+    with torch.no_grad():
+        out.stem[0].weight.mul_(scale)
+    return out
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -286,15 +286,18 @@ def train_detector(cfg: DetectorTrainConfig, resume: bool = False, progress: boo
     total = o.epochs * o.steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / o.warmup_steps)
                                               * 0.5 * (1 + math.cos(math.pi * min(1.0, k / total))))
-    start, best_ap, history = 0, -1.0, []
+    start, best_ap, history, legs = 0, -1.0, [], []
     if resuming:
         ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start, best_ap, history = ck["epoch"] + 1, ck["best_ap"], ck["history"]
+        legs = ck.get("legs") or [{"from_epoch": 0, "epochs": start}]
     elif resume:
         print(f"no {out / 'last.pt'} to resume from: starting afresh")
+    if not legs or legs[-1]["epochs"] != o.epochs:  # each change of schedule: how export retells the recipe
+        legs = [*legs, {"from_epoch": start, "epochs": o.epochs}]
     dataset = SceneDataset(train_photos, negatives, cfg)
     if progress:
         print(f"network: {count_parameters(net):,} parameters; {total} steps of {o.batch_size}")
@@ -313,7 +316,7 @@ def train_detector(cfg: DetectorTrainConfig, resume: bool = False, progress: boo
         improved = summ.ap > best_ap
         best_ap = max(best_ap, summ.ap)
         payload = {"model": net.state_dict(), "config": asdict(cfg), "epoch": epoch, "best_ap": best_ap,
-                   "history": history, "threshold": thr, "val": asdict(summ),
+                   "history": history, "legs": legs, "threshold": thr, "val": asdict(summ),
                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
         atomic_save(payload, out / "last.pt")
         if improved:

@@ -10,6 +10,7 @@ functions, so what the model learns is exactly what inference undoes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -45,10 +46,9 @@ def crop_matrix(box: np.ndarray, size: int, context: float, angle: float = 0.0) 
     """
     cx, cy, side = square_region(box, context)
     s = size / side
-    c, si = np.cos(angle) * s, np.sin(angle) * s
-    r = np.array([[c, si], [-si, c]])
-    t = (size / 2.0 - 0.5) - r @ np.array([cx, cy])
-    return np.column_stack([r, t])
+    c, si = math.cos(angle) * s, math.sin(angle) * s
+    k = size / 2.0 - 0.5
+    return np.array([[c, si, k - (c * cx + si * cy)], [-si, c, k - (c * cy - si * cx)]])
 
 
 def crop_shift(box_a: np.ndarray, angle_a: np.ndarray, box_b: np.ndarray, angle_b: np.ndarray) -> np.ndarray:
@@ -126,10 +126,7 @@ def normalised_to_image(points_norm: np.ndarray, m: np.ndarray, size: int) -> np
 
 def clip_to_image(points: np.ndarray, width: int, height: int) -> np.ndarray:
     """Clip to the image area, edges included (as the seed's inference did)."""
-    out = np.array(points, dtype=np.float64, copy=True)
-    out[..., 0] = np.clip(out[..., 0], -0.5, width - 0.5)
-    out[..., 1] = np.clip(out[..., 1], -0.5, height - 0.5)
-    return out
+    return np.clip(np.asarray(points, dtype=np.float64), -0.5, np.array([width - 0.5, height - 0.5]))
 
 
 def box_from_xywh(x: float, y: float, w: float, h: float) -> np.ndarray:
@@ -153,8 +150,8 @@ def crop_to_input(crop: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
         return (grey.astype(np.float32) / 255.0)[None]
-    if channels == 3:
-        return crop.astype(np.float32).transpose(2, 0, 1) / 255.0
+    if channels == 3:  # C-ordered, so onnxruntime gets it without another copy
+        return np.divide(crop.transpose(2, 0, 1), np.float32(255.0), dtype=np.float32, order="C")
     raise ValueError(f"channels must be 1 or 3, not {channels}")
 
 

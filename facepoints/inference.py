@@ -367,6 +367,8 @@ class LandmarkModel:
             p, s = self._session.run(["points", "scores"], {"image": np.ascontiguousarray(chunk)})
             points.append(np.asarray(p)[:n])
             scores.append(np.asarray(s)[:n])
+        if len(points) == 1:
+            return points[0], scores[0]
         return np.concatenate(points), np.concatenate(scores)
 
     @property

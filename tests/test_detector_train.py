@@ -108,8 +108,13 @@ def test_natural_validation_scenes_scale_the_box_with_the_photo() -> None:
 def test_export_graph_decodes_cells_to_boxes_in_pixels() -> None:
     torch.manual_seed(0)
     net = FaceDetectorNet().eval()
+    image, trained_stem = torch.rand(1, 3, 64, 96) * 255, net.stem[0].weight.clone()
     with torch.no_grad():
-        scores, boxes = ExportWrapper(net)(torch.rand(1, 3, 64, 96) * 255)
+        scores, boxes = ExportWrapper(net)(image)
+        plain_scores, plain_boxes = ExportWrapper(net, fold_scale=False)(image)
+    # the exported stem takes 0-255 directly: the same network as dividing the photo by 255
+    assert torch.allclose(scores, plain_scores, atol=1e-6) and torch.allclose(boxes, plain_boxes, atol=1e-3)
+    assert torch.equal(net.stem[0].weight, trained_stem)  # folding works on a copy: training goes on unchanged
     cells = sum((64 // s) * (96 // s) for s in STRIDES)
     assert scores.shape == (1, cells) and boxes.shape == (1, cells, 4)
     assert ((scores >= 0) & (scores <= 1)).all()
@@ -157,6 +162,8 @@ def test_train_checkpoints_every_epoch_resumes_and_exports(tiny_config, tmp_path
     onnx = export_detector(out / "last.pt", tmp_path / "det.onnx")
     det = CnnDetector(onnx, threshold=0.0, threads=1)
     assert det.meta["strides"] == list(STRIDES) and "box_map" in det.meta
+    retrain = det.meta["retrain"]  # the resumed run's schedule, retold so that the commands rebuild it
+    assert "-o optim.epochs=1" in retrain and retrain.count("--resume -o optim.epochs=2") == 1
     dets = det.detect(np.full((100, 150, 3), 90, np.uint8))
     assert all(0.0 <= d.score <= 1.0 for d in dets)
     assert [d.score for d in dets] == sorted((d.score for d in dets), reverse=True)

@@ -57,7 +57,7 @@ def test_int8_export_quantises_the_backbone_keeps_the_head_float_and_stays_close
     import onnx
 
     from facepoints.datasets import write_pts
-    from facepoints.export import export_int8, head_nodes
+    from facepoints.export import export_int8, head_nodes, stem_nodes
     from tests.conftest import synthetic_face
 
     data = tmp_path / "faces"
@@ -81,6 +81,10 @@ def test_int8_export_quantises_the_backbone_keeps_the_head_float_and_stays_close
     assert all(i in {init.name for init in graph.initializer} for n in head_convs for i in n.input[1:])
     assert {"Softmax", "MatMul"} <= {n.op_type for n in graph.node if n.name in heads}
     assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in graph.node if n.name in heads}
+    # the stem stays float: it reads the image itself, not a dequantised copy, with float weights
+    stem = [n for n in graph.node if n.name in stem_nodes(graph)]
+    weights = {init.name: init for init in graph.initializer}
+    assert len(stem) == 1 and weights[stem[0].input[1]].data_type == onnx.TensorProto.FLOAT
     meta = json.loads(q.with_suffix(".json").read_text())
     assert meta["precision"].startswith("int8") and json.loads(fp32.with_suffix(".json").read_text())[
         "precision"] == "float32"
