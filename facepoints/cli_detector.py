@@ -75,3 +75,26 @@ def evaluate_detector(
     for k, v in report.items():
         typer.echo(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     typer.echo(f"report, PR plot and a picture of the mistakes (detector_mistakes.png) in {out}")
+
+
+@app.command("train-verifier")
+def train_verifier(
+    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/verifier.yaml.")],
+    override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key.sub=value; repeatable.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from out_dir/last.pt.")] = False,
+) -> None:
+    """Train the face verifier on the detector's own candidates (mined once, then cached beside the run)."""
+    from facepoints.verifier_train import load_verifier_config, train_verifier as run
+
+    typer.echo(f"best checkpoint: {run(load_verifier_config(config, override or []), resume=resume)}")
+
+
+@app.command("export-verifier")
+def export_verifier(
+    checkpoint: Annotated[Path, typer.Argument(help="A .pt checkpoint from `facepoints train-verifier`.")],
+    out: Annotated[Path, typer.Option(help="Output .onnx (card .json beside it).")] = Path("verifier.onnx"),
+) -> None:
+    """Export the verifier to ONNX and check it against torch."""
+    from facepoints.verifier_train import export_verifier as run
+
+    typer.echo(f"wrote {run(checkpoint, out)} and its card")

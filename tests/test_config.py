@@ -143,3 +143,13 @@ def test_detector_configs_find_the_real_data_from_any_folder(real_data: Path, tm
         for spec in cfg.data.train:
             assert Path(spec.path).exists(), (name, spec.path)
             assert Path(spec.path).resolve().is_relative_to(real_data.resolve())
+
+
+def test_verifier_config_finds_its_detector_recipe_from_any_folder(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from facepoints.verifier_train import load_verifier_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_verifier_config(ROOT / "configs" / "verifier.yaml")
+    assert Path(cfg.data.detector_config) == ROOT / "configs" / "detector_wide.yaml"
+    assert cfg.data.detector == ""  # '' stays '' (the shipped detector), not the config's folder

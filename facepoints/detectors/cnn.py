@@ -22,6 +22,7 @@ import numpy as np
 
 from facepoints.detectors.base import Detection, DetectorError, nms, to_rgb
 from facepoints.detectors.boxmap import BoxMap, BoxMaps
+from facepoints.detectors.verifier import FaceVerifier, combine
 
 MODEL_NAME = "detector"
 SIDECAR_FORMAT = "facepoints-detector/1"
@@ -70,8 +71,12 @@ class CnnDetector:
     nms_iou: float = 0.4
     max_faces: int = 300
     threads: int | None = None
+    # A second look at each candidate (detectors/verifier.py) when the card names a verifier; False: the
+    # detector's score alone, with its own threshold.
+    verify: bool = True
     _session: Any = field(default=None, init=False, repr=False, compare=False)
     _meta: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _verifier: FaceVerifier | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.min_face is not None and self.min_face <= 0:
@@ -100,6 +105,9 @@ class CnnDetector:
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
             raise DetectorError(f"onnxruntime cannot load {path}: {e}") from None
         self.path = path
+        spec = self._meta.get("verifier")
+        if self.verify and spec:
+            self._verifier = FaceVerifier(path.parent / spec["file"], threads=self.threads)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -108,7 +116,22 @@ class CnnDetector:
 
     @property
     def score_threshold(self) -> float:
-        return float(self.threshold if self.threshold is not None else self._meta["threshold"])
+        """The default applies to the final score: the verifier's combination when it runs, else the detector's."""
+        if self.threshold is not None:
+            return float(self.threshold)
+        return float(self._meta["verifier"]["threshold"] if self._verifier else self._meta["threshold"])
+
+    @property
+    def candidate_threshold(self) -> float:
+        """The detector score down to which candidates go to the verifier: the lowest that a perfect verifier
+        score could lift to the threshold (so nothing that could pass is lost, and little else is verified),
+        but not below the scores the verifier was trained on."""
+        if self._verifier is None:
+            return self.score_threshold
+        spec = self._meta["verifier"]
+        w = float(spec["weight"])
+        reach = self.score_threshold ** (1.0 / (1.0 - w)) if w < 1.0 else 0.0
+        return max(float(spec["candidate_threshold"]), reach)
 
     @property
     def box_maps(self) -> BoxMaps:
@@ -162,7 +185,14 @@ class CnnDetector:
             scores.append(sc[keep])
         boxes_a, scores_a = np.concatenate(boxes), np.concatenate(scores)
         k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)
-        return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY) for i in k]
+        boxes_a, scores_a = boxes_a[k], scores_a[k]
+        if self._verifier is not None and len(k):
+            v = self._verifier.probabilities(img, boxes_a)
+            scores_a = combine(scores_a, v, float(self._meta["verifier"]["weight"]))
+            keep = np.flatnonzero(scores_a >= self.score_threshold)
+            k = keep[np.argsort(-scores_a[keep], kind="stable")]
+            boxes_a, scores_a = boxes_a[k], scores_a[k]
+        return [Detection(b, float(sc), BOX_MAP_KEY) for b, sc in zip(boxes_a, scores_a)]
 
     def _run_level(self, img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (in the pixels of the w x h original) and scores above the threshold, for its resized copy ``img``."""
@@ -172,7 +202,7 @@ class CnnDetector:
         for c, plane in enumerate(cv2.split(img)):  # ~2x faster than one strided transpose copy
             x[0, c, :nh, :nw] = plane
         scores, boxes = self._session.run(["scores", "boxes"], {"image": x})
-        keep = scores[0] >= self.score_threshold
+        keep = scores[0] >= self.candidate_threshold
         boxes = boxes[0][keep].astype(np.float64)
         sx, sy = nw / w, nh / h
         boxes = (boxes + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
