@@ -30,7 +30,8 @@ __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelEr
            "as_rgb", "available_models", "load", "load_any", "read_image"]
 
 DEFAULT_MODEL = "default"
-DETECTOR_MODEL = "detector"  # weights/detector.onnx is the face detector (facepoints.detectors.cnn), not a landmark model
+# weights/detector.onnx and verifier.onnx find faces (facepoints.detectors.cnn, .verifier): not landmark models
+FACE_FINDING_MODELS = ("detector", "verifier")
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
 
@@ -52,9 +53,9 @@ def model_dir() -> Path:
 
 
 def available_models() -> list[str]:
-    """Names of the shipped landmark models (``load(name)`` accepts them); the face detector is not one."""
+    """Names of the shipped landmark models (``load(name)`` accepts them); the face detector and verifier are not."""
     folder = model_dir()
-    return sorted(p.stem for p in folder.glob("*.onnx") if p.stem != DETECTOR_MODEL) if folder.is_dir() else []
+    return sorted(p.stem for p in folder.glob("*.onnx") if p.stem not in FACE_FINDING_MODELS) if folder.is_dir() else []
 
 
 def _not_found(what: str) -> ModelNotFoundError:

@@ -336,10 +336,11 @@ def export_verifier(checkpoint: str | Path, out: str | Path) -> Path:
             "input": "float32 RGB crops (N, 3, S, S) in [0, 1], cut by facepoints.geometry.prepare_input",
             "output": "(N,) probability that the crop's box is a face",
             "training": {"epochs": ck["epoch"] + 1, "checkpoint": Path(checkpoint).name, "seed": c["seed"],
-                         "history": ck["history"], "detector_config": c["data"]["detector_config"],
+                         "history": ck["history"], "detector_config": Path(c["data"]["detector_config"]).name,
                          "candidate_threshold": c["data"]["candidate_threshold"]},
             "retrain": f"facepoints train-verifier configs/{c['name']}.yaml; facepoints export-verifier "
-                       f"{c['out_dir']}/{Path(checkpoint).name} --out {out.name}",
+                       f"{c['out_dir']}/{Path(checkpoint).name} --out facepoints/weights/{out.name}; "
+                       "python benchmarks/verifier.py --write-card",
             "parameters": sum(p.numel() for p in net.parameters())}
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return out

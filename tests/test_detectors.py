@@ -156,9 +156,10 @@ def afw_scenes(real_data: Path):
 def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_scenes, real_data: Path) -> None:
     det = CnnDetector(threads=1)
     cnn = summarise(run_detector("facepoints", det, afw_scenes).results, det.score_threshold)
-    # the shipped detector's figures (benchmarks/results/detection.md: 321 of 337 found, 177 false, AP 0.936 over
-    # its kept boxes) with a little room: shipping a worse detector turns this red
-    assert cnn.faces == 337 and cnn.found >= 314 and cnn.false_positives <= 190 and cnn.ap >= 0.92, cnn
+    # the shipped detector and verifier (benchmarks/results/detection.md: 320 of 337 found, 50 false, AP 0.941
+    # over its kept boxes) with a little room: shipping a worse detector or verifier turns this red (the detector
+    # alone, without its verifier, makes 177 false detections)
+    assert cnn.faces == 337 and cnn.found >= 314 and cnn.false_positives <= 60 and cnn.ap >= 0.925, cnn
     rolled = afw_rotated(real_data, 45.0, every=6)
     ours = summarise(run_detector("facepoints", CnnDetector(threads=1), rolled).results, 0.0)
     assert ours.recall >= 0.93, ours  # 55 of 57 (the previous, narrower detector: 52)

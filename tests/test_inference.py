@@ -308,6 +308,12 @@ def test_load_by_name_path_and_default(tmp_path: Path, monkeypatch) -> None:
     assert available_models() == ["default", "toy"]
 
 
+def test_the_face_finders_ship_beside_the_landmark_models_but_are_not_offered_as_one() -> None:
+    shipped = {p.stem for p in inference.model_dir().glob("*.onnx")}
+    assert {"detector", "verifier", "default"} <= shipped
+    assert "default" in available_models() and not {"detector", "verifier"} & set(available_models())
+
+
 def test_shipped_default_model_puts_the_features_where_they_are() -> None:
     """On the sample portrait: eyes in the upper half of the face box, left of right, mouth below the nose."""
     from facepoints.cli import sample_image_path
