@@ -179,7 +179,7 @@ def write_results(summary: dict, out: Path, command: str) -> None:
            f"{s['idle_rss_mb']} MB | {s['peak_rss_mb']} MB | {s['rss_after_mb']} MB | {s['rss_ceiling_mb']} MB |")
     notes = (f"One small request alone took {s['single_request_ms']} ms (median of 3, before the load). Latency "
              "counts from sending a request to its answer, so with every request sent at once it is mostly "
-             "queueing. Throughput is bounded by the CPU (the Haar face detector takes most of a request), not by "
+             "queueing. Throughput is bounded by the CPU (the face detector takes most of a request), not by "
              "the server. Memory is the server process's resident set: idle after warm-up, its peak (the kernel's "
              "high-water mark, and /healthz sampled every 0.2 s), and one second after the run. The ceiling is the "
              "idle server plus the decode and body budgets plus 128 MB; the run fails above it.")

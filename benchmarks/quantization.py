@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from provenance import markdown, provenance  # noqa: E402
+from provenance import markdown, provenance
 
-from facepoints.checkpoint import read_checkpoint  # noqa: E402
-from facepoints.export import calibration_crops, export_onnx, quantize_onnx  # noqa: E402
-from facepoints.losses import nme_batch  # noqa: E402
-from facepoints.recipe import load_train_config  # noqa: E402
-from facepoints.schemes import load_scheme  # noqa: E402
-from facepoints.trainset import LandmarkDataset, prepare_samples  # noqa: E402
+from facepoints.checkpoint import read_checkpoint
+from facepoints.export import calibration_crops, export_onnx, quantize_onnx
+from facepoints.losses import nme_batch
+from facepoints.recipe import load_train_config
+from facepoints.schemes import load_scheme
+from facepoints.trainset import LandmarkDataset, prepare_samples
 
 VARIANTS = ("float32", "int8, int8 stem", "int8, float stem")
 

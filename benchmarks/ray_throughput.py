@@ -2,7 +2,7 @@
 
     python benchmarks/ray_throughput.py [--cpus 1 2] [--youtube 200]
 
-Two sets of real photos, because the Haar detector's cost grows with the pixel
+Two sets of real photos, because the face detector's cost grows with the pixel
 count: whole AFW scenes (up to 1024 px a side, several faces each) and
 YouTube-Faces test frames (at most 256 px, one face). For each set: one
 single-threaded process running ``load(threads=1).detect`` (the one-core

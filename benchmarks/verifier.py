@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from detector_validation import validation_sets  # noqa: E402
-from provenance import markdown, provenance  # noqa: E402
+from detector_validation import validation_sets
+from provenance import markdown, provenance
 
-from facepoints.detectors import CnnDetector  # noqa: E402
-from facepoints.detectors.metrics import match_image, summarise, threshold_for_fp_budget  # noqa: E402
-from facepoints.detectors.verifier import FaceVerifier, combine  # noqa: E402
+from facepoints.detectors import CnnDetector
+from facepoints.detectors.metrics import match_image, summarise, threshold_for_fp_budget
+from facepoints.detectors.verifier import FaceVerifier, combine
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CARD = ROOT / "facepoints" / "weights" / "detector.json"

@@ -17,10 +17,8 @@ step, turned, shifted and zoomed, through the landmark model's crop path.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import albumentations as A
 import cv2
@@ -32,7 +30,7 @@ from tqdm.auto import tqdm
 
 from facepoints.config import load_config, path_field, save_config
 from facepoints.detector_data import FacePhoto, Scene, compose_scene, natural_scene
-from facepoints.detector_train import _prepare, load_detector_config
+from facepoints.detector_train import _prepare, atomic_save, load_detector_config
 from facepoints.detectors.base import box_iou
 from facepoints.detectors.cnn import CnnDetector
 from facepoints.detectors.metrics import _overlaps_ignore
@@ -246,12 +244,6 @@ def evaluate(net: VerifierNet, loader: DataLoader) -> dict[str, float]:
     return {"val_loss": round(loss, 5), "background_kept_at_99": round(kept, 4)}
 
 
-def _save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_verifier(cfg: VerifierTrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Mine (once), then train; every epoch writes last.pt, the lowest validation loss best.pt."""
     out = Path(cfg.out_dir)
@@ -299,10 +291,10 @@ def train_verifier(cfg: VerifierTrainConfig, resume: bool = False, progress: boo
         payload = {"model": net.state_dict(), "config": asdict(cfg), "epoch": epoch, "history": history,
                    "best": min(best, row["val_loss"]), "optimizer": opt.state_dict(),
                    "scheduler": sched.state_dict()}
-        _save(payload, out / "last.pt")
+        atomic_save(payload, out / "last.pt")
         if row["val_loss"] < best:
             best = row["val_loss"]
-            _save(payload, out / "best.pt")
+            atomic_save(payload, out / "best.pt")
         if progress:
             print(f"epoch {epoch}: {row}", flush=True)
     return out / "best.pt"
