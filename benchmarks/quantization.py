@@ -104,9 +104,9 @@ def write(results: dict, out: Path, command: str) -> None:
     names = sorted({n for r in results.values() for n in r["faces"]})
     faces = "; ".join(f"{m}: " + ", ".join(f"{c} {n}" for n, c in r["faces"].items()) for m, r in results.items())
     lines = ["# int8 recipe: which layers stay float (validation faces only)", "", markdown(prov), "",
-             "Network alone, batch 1, 1 thread, onnxruntime (median of interleaved rounds); NME % on the recipe's "
-             f"held-out training people and photos ({faces} faces), each face in its own markup. The shipped export "
-             "keeps the stem (the convolution on the 3-channel image) float when that is no worse here.", "",
+             ("Network alone, batch 1, 1 thread, onnxruntime (median of interleaved rounds); NME % on the recipe's "
+              f"held-out training people and photos ({faces} faces), each face in its own markup. The shipped export "
+              "keeps the stem (the convolution on the 3-channel image) float when that is no worse here."), "",
              "| model | variant | network ms | " + " | ".join(f"NME % {n}" for n in names) + " |",
              "|---|---|---:|" + "---:|" * len(names)]
     for model, r in results.items():

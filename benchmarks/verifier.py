@@ -102,11 +102,11 @@ def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed
                  for n in names]
         mark = " (chosen)" if r is best else ""
         lines.append(f"| {r['weight']}{mark} | {r['threshold']:.4f} | {r['mean_ap']:.4f} | " + " | ".join(cells) + " |")
-    lines += ["", f"w = 0 is the detector alone under the same threshold rule. Verifier time (1 thread, a photo's "
+    lines += ["", (f"w = 0 is the detector alone under the same threshold rule. Verifier time (1 thread, a photo's "
               f"candidates in one batch): {verifier_ms:.2f} ms per photo for every candidate down to "
               f"{args.candidate_threshold}; as `detect` runs it with the chosen weight, only candidates that could "
               f"reach the threshold (detector score >= {deployed['candidate_bound']:.3f}, "
-              f"{deployed['boxes_per_photo']:.1f} per photo): {deployed['ms_per_photo']:.2f} ms per photo."]
+              f"{deployed['boxes_per_photo']:.1f} per photo): {deployed['ms_per_photo']:.2f} ms per photo.")]
     (out / "verifier.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
