@@ -34,7 +34,7 @@ from provenance import markdown, provenance
 
 from facepoints.detectors import CnnDetector
 from facepoints.detectors.metrics import match_image, summarise, threshold_for_fp_budget
-from facepoints.detectors.verifier import FaceVerifier, combine
+from facepoints.detectors.verifier import FaceVerifier, candidate_floor, combine
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CARD = ROOT / "facepoints" / "weights" / "detector.json"
@@ -69,8 +69,7 @@ def evaluate(cands: dict, weight: float, budget: float) -> dict:
 
 def deployed_ms(cands: dict, best: dict, floor: float, verifier: FaceVerifier) -> dict:
     """Verifier ms per photo as ``detect`` runs it: only candidates that could reach the chosen threshold."""
-    w = best["weight"]
-    bound = max(floor, best["threshold"] ** (1.0 / (1.0 - w))) if w < 1 else floor
+    bound = candidate_floor(best["threshold"], best["weight"], floor)
     spent, n, boxes = 0.0, 0, 0
     for rows in cands.values():
         for b, d, _, sc in rows:

@@ -34,10 +34,9 @@ from facepoints.detector_train import _prepare, atomic_save, load_detector_confi
 from facepoints.detectors.base import box_iou
 from facepoints.detectors.cnn import CnnDetector
 from facepoints.detectors.metrics import _overlaps_ignore
-from facepoints.geometry import apply_affine, crop_matrix, crop_to_input, warp_crop
+from facepoints.detectors.verifier import VERIFIER_FORMAT
+from facepoints.geometry import apply_affine, crop_matrix, crop_to_input, tight_box, warp_crop
 from facepoints.verifier_model import VerifierExport, VerifierNet, VerifierNetConfig
-
-VERIFIER_FORMAT = "facepoints-verifier/1"
 
 
 @dataclass
@@ -147,9 +146,7 @@ def annotated_faces(photos: list[FacePhoto], cfg: VerifierDataConfig) -> Candida
     crops, boxes = [], []
     for p in photos:
         for pts in p.faces:
-            q = pts[np.isfinite(pts).all(axis=1)]
-            crop, inner = stored_crop(p.image, np.concatenate([q.min(axis=0), q.max(axis=0)]), cfg.store_size,
-                                      cfg.store_context)
+            crop, inner = stored_crop(p.image, tight_box(pts), cfg.store_size, cfg.store_context)
             crops.append(crop)
             boxes.append(inner)
     n, s = len(crops), cfg.store_size

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -11,6 +12,21 @@ import numpy as np
 
 class DetectorError(RuntimeError):
     """A face detector cannot run (model or cascade missing or unreadable, optional extra absent, bad input)."""
+
+
+def onnx_session(path: Path, threads: int | None) -> Any:  # onnxruntime is imported only when a model loads
+    """An onnxruntime CPU session (``threads``: intra-op threads, None for onnxruntime's own choice), or a
+    DetectorError naming the file it cannot load."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
+        raise DetectorError(f"onnxruntime cannot load {path}: {e}") from None
 
 
 @dataclass(eq=False)  # identity equality: comparing numpy boxes with == would raise

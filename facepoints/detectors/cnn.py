@@ -20,9 +20,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facepoints.detectors.base import Detection, DetectorError, nms, to_rgb
+from facepoints.detectors.base import Detection, DetectorError, nms, onnx_session, to_rgb
 from facepoints.detectors.boxmap import BoxMap, BoxMaps
-from facepoints.detectors.verifier import FaceVerifier, combine
+from facepoints.detectors.verifier import FaceVerifier, candidate_floor, combine
 
 MODEL_NAME = "detector"
 SIDECAR_FORMAT = "facepoints-detector/1"
@@ -94,16 +94,7 @@ class CnnDetector:
             raise DetectorError(f"no detector model {path}; train and export one with 'facepoints train-detector' "
                                 "and 'facepoints export-detector'")
         self._meta = read_detector_sidecar(path)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self.threads is not None:
-            options.intra_op_num_threads = int(self.threads)
-            options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
-            raise DetectorError(f"onnxruntime cannot load {path}: {e}") from None
+        self._session = onnx_session(path, self.threads)
         self.path = path
         spec = self._meta.get("verifier")
         if self.verify and spec:
@@ -123,15 +114,11 @@ class CnnDetector:
 
     @property
     def candidate_threshold(self) -> float:
-        """The detector score down to which candidates go to the verifier: the lowest that a perfect verifier
-        score could lift to the threshold (so nothing that could pass is lost, and little else is verified),
-        but not below the scores the verifier was trained on."""
+        """The detector score down to which candidates are kept (``verifier.candidate_floor`` when it runs)."""
         if self._verifier is None:
             return self.score_threshold
         spec = self._meta["verifier"]
-        w = float(spec["weight"])
-        reach = self.score_threshold ** (1.0 / (1.0 - w)) if w < 1.0 else 0.0
-        return max(float(spec["candidate_threshold"]), reach)
+        return candidate_floor(self.score_threshold, float(spec["weight"]), float(spec["candidate_threshold"]))
 
     @property
     def box_maps(self) -> BoxMaps:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from facepoints.detectors.base import DetectorError
+from facepoints.detectors.base import DetectorError, onnx_session
 from facepoints.geometry import prepare_input
 
 VERIFIER_FORMAT = "facepoints-verifier/1"
@@ -27,6 +27,13 @@ def combine(detector: np.ndarray, verifier: np.ndarray, weight: float) -> np.nda
     d = np.clip(np.asarray(detector, dtype=np.float64), 1e-9, 1.0)
     v = np.clip(np.asarray(verifier, dtype=np.float64), 1e-9, 1.0)
     return np.exp((1.0 - weight) * np.log(d) + weight * np.log(v))
+
+
+def candidate_floor(threshold: float, weight: float, trained_floor: float) -> float:
+    """The lowest detector score that a perfect verifier score (1) could lift to ``threshold``: candidates below
+    cannot pass, so they are not verified; never below the scores the verifier was trained on."""
+    reach = threshold ** (1.0 / (1.0 - weight)) if weight < 1.0 else 0.0
+    return max(trained_floor, reach)
 
 
 @dataclass
@@ -47,13 +54,7 @@ class FaceVerifier:
         self.meta = json.loads(side.read_text(encoding="utf-8"))
         if self.meta.get("format") != VERIFIER_FORMAT:
             raise DetectorError(f"{side}: not a face verifier card (format {self.meta.get('format')!r})")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self.threads is not None:
-            options.intra_op_num_threads = int(self.threads)
-            options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(path, self.threads)
 
     def probabilities(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(N,) probability that each box (x0, y0, x1, y1, image pixels) is a face."""
