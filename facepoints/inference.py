@@ -15,11 +15,11 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
 from facepoints.detectors import BoxMaps, Detector, build_detector
+from facepoints.detectors.base import onnx_session
 from facepoints.face import Face
 from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
@@ -140,11 +140,7 @@ class LandmarkModel:
                         refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average,
                         min_face_score=min_face_score, threads=threads, upright=upright, refine_tol=refine_tol,
                         duplicate_iou=duplicate_iou)
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=_session_options(threads),
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime cannot load {self.path}: {e}") from None
+        self._session = onnx_session(self.path, threads, ModelError)
         self._fixed_batch = self._check_io()
 
     def _configure(self, card: ModelCard, *, detector: Detector | str | None, box_maps: BoxMaps | None,
@@ -423,16 +419,6 @@ class LandmarkModel:
             kept = [f for f in found if f.face_score is None or f.face_score >= self.min_face_score]
             faces.append(distinct(kept, self.duplicate_iou))
         return faces
-
-
-def _session_options(threads: int | None) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    if threads is not None:
-        if threads < 1:
-            raise ValueError("threads must be at least 1 (or None for onnxruntime's default)")
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return options
 
 
 def load(name_or_path: str | Path | None = None, **kw) -> LandmarkModel:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
 from facepoints.config import ConfigError, data_root, display_path, load_config
+from facepoints.datasets import DatasetSpec
 from facepoints.errors import UserError
 from facepoints.recipe import TrainConfig, load_train_config
 
@@ -153,3 +155,42 @@ def test_verifier_config_finds_its_detector_recipe_from_any_folder(tmp_path: Pat
     cfg = load_verifier_config(ROOT / "configs" / "verifier.yaml")
     assert Path(cfg.data.detector_config) == ROOT / "configs" / "detector_wide.yaml"
     assert cfg.data.detector == ""  # '' stays '' (the shipped detector), not the config's folder
+
+
+def _comparable(value: object) -> object:
+    """A stored or loaded config value with paths cut to their file names: checkouts and data roots differ."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, str) and "/" in value:
+        return Path(value).name
+    return value
+
+
+def _differences(recipe: object, saved: object, default: object, where: str = "") -> list[str]:
+    """Where a recipe differs from a checkpoint's saved config; a key the checkpoint predates must hold its default."""
+    if isinstance(recipe, dict):
+        saved, default = saved if isinstance(saved, dict) else {}, default if isinstance(default, dict) else {}
+        return [d for k in recipe for d in _differences(recipe[k], saved.get(k), default.get(k), f"{where}.{k}")]
+    if isinstance(recipe, list) and isinstance(saved, list) and len(recipe) == len(saved):
+        item = dataclasses.asdict(DatasetSpec(path=""))  # the only lists of records are dataset lists
+        return [d for i, (r, s) in enumerate(zip(recipe, saved)) for d in _differences(r, s, item, f"{where}[{i}]")]
+    if saved is None and recipe == default:
+        return []
+    return [] if recipe == saved else [f"{where}: recipe {recipe!r}, checkpoint {saved!r}"]
+
+
+@pytest.mark.parametrize("checkpoint", ["default", "fast", "input112", "kaggle15", "seed_baseline"])
+def test_each_kept_checkpoint_is_what_its_config_trains(checkpoint: str) -> None:
+    """One command retrains each shipped model: the config in configs/ is the recipe its checkpoint was trained by."""
+    import torch
+
+    ck = torch.load(ROOT / "checkpoints" / f"{checkpoint}.pt", map_location="cpu", weights_only=True)
+    saved = _comparable(ck["config"])
+    saved["model"]["kwargs"].pop("conventions", None)  # added by training from data.conventions
+    recipe = _comparable(dataclasses.asdict(load_train_config(ROOT / "configs" / f"{saved['name']}.yaml")))
+    default = _comparable(dataclasses.asdict(TrainConfig()))
+    if saved.get("teacher") and recipe["teacher"]:  # `fast` was taught by runs/input112/best.pt, kept as input112.pt
+        saved["teacher"] = recipe["teacher"]
+    assert _differences(recipe, saved, default) == []

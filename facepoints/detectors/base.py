@@ -14,11 +14,13 @@ class DetectorError(RuntimeError):
     """A face detector cannot run (model or cascade missing or unreadable, optional extra absent, bad input)."""
 
 
-def onnx_session(path: Path, threads: int | None) -> Any:  # onnxruntime is imported only when a model loads
-    """An onnxruntime CPU session (``threads``: intra-op threads, None for onnxruntime's own choice), or a
-    DetectorError naming the file it cannot load."""
+def onnx_session(path: Path, threads: int | None, error: type[Exception] = DetectorError) -> Any:
+    """An onnxruntime CPU session (``threads``: intra-op threads, None for onnxruntime's own choice), or an
+    ``error`` naming the file it cannot load. onnxruntime is imported only when a model loads."""
     import onnxruntime as ort
 
+    if threads is not None and threads < 1:
+        raise ValueError("threads must be at least 1 (or None for onnxruntime's default)")
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = int(threads)
@@ -26,7 +28,7 @@ def onnx_session(path: Path, threads: int | None) -> Any:  # onnxruntime is impo
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
-        raise DetectorError(f"onnxruntime cannot load {path}: {e}") from None
+        raise error(f"onnxruntime cannot load {path}: {e}") from None
 
 
 @dataclass(eq=False)  # identity equality: comparing numpy boxes with == would raise
