@@ -26,7 +26,7 @@ from facepoints.geometry import tight_box
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import markdown, provenance  # noqa: E402
+from provenance import markdown, provenance
 
 DATA = data_root()
 RESULTS = ROOT / "benchmarks" / "results"
@@ -61,111 +61,100 @@ def per_call_ms(fn, repeats: int, warmup: int = 20) -> float:
     return statistics.median(blocks)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["default", "seed_baseline"])
-    ap.add_argument("--repeats", type=int, default=300)
-    ap.add_argument("--flip-average", nargs="*", default=["default"], help="models also timed with flip averaging")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
+class DlibClock:
+    """dlib's shape predictor on one face, re-timed around every model row: this VM's speed drifts by 20-30 %
+    within minutes, so each row is compared with dlib measured just before and after it."""
 
-    import facepoints
-
-    samples, _ = load_dataset(str(DATA / "300w-68" / "afw"), progress=False)
-    faces = samples[:64]
-    one = faces[0]
-    box = tight_box(one.points)[None]
-    rows: list[dict] = []
-    dlib_ms = None
-    dlib_runs: list[float] = []
-    dlib_now = None
-
-    if importlib.util.find_spec("dlib") is not None:
+    def __init__(self, image: np.ndarray, box: np.ndarray, repeats: int) -> None:
         import dlib
 
         folder = Path(importlib.util.find_spec("face_recognition_models").submodule_search_locations[0])
         pred = dlib.shape_predictor(str(folder / "models" / "shape_predictor_68_face_landmarks.dat"))
         x0, y0, x1, y1 = box[0].round().astype(int)
-        rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
-        img = np.ascontiguousarray(one.image)
+        rect, img = dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), np.ascontiguousarray(image)
+        self._call, self.repeats, self.runs = (lambda: pred(img, rect)), repeats, []
+        self.now()
 
-        def dlib_now() -> float:
-            """dlib is re-timed around every model row: this VM's speed drifts by 20-30 % within minutes."""
-            dlib_runs.append(per_call_ms(lambda: pred(img, rect), args.repeats))
-            return dlib_runs[-1]
+    def now(self) -> float:
+        self.runs.append(per_call_ms(self._call, self.repeats))
+        return self.runs[-1]
 
-        dlib_now()
+    def around(self, measure) -> tuple[float, float]:
+        """``measure()`` and the mean of dlib's time just before and after it."""
+        before, value = self.runs[-1], measure()
+        return value, (before + self.now()) / 2
 
-    names: list[str | Path] = list(args.models)
-    for name in args.models:
-        twin = float_twin(name)
-        if twin is not None:
-            names.insert(names.index(name) + 1, twin)
-    runs = [(n, False) for n in names] + [(n, True) for n in args.flip_average]
-    for name, flip in runs:
-        label = (name.stem if isinstance(name, Path) else name) + (" +flip" if flip else "")
-        for threads in (1, 2):
-            model = facepoints.load(name, threads=threads, flip_average=flip)
-            x = np.random.default_rng(0).random((1, model.channels, model.input_size, model.input_size),
-                                                dtype=np.float32)
-            sess = model._session
-            net_ms = per_call_ms(lambda: sess.run(None, {"image": x}), args.repeats)
-            before = dlib_runs[-1] if dlib_runs else None
-            step_ms = per_call_ms(lambda: model.landmarks(one.image, box), args.repeats)
-            alongside = (before + dlib_now()) / 2 if dlib_now is not None else None
-            boxes32 = np.repeat(box, 32, axis=0)  # the whole landmark step (crops, network, mapping) for 32 faces
-            b32 = per_call_ms(lambda: model.landmarks(one.image, boxes32), max(10, args.repeats // 10), warmup=3)
-            rows.append({"method": label, "runtime": "onnxruntime " + model.card.precision.split()[0],
-                         "threads": threads, "net_ms_b1": net_ms, "ms_per_face_b1": step_ms,
-                         "faces_per_s_b32": 32000 / b32, "dlib_ms_alongside": alongside})
-        ck = ROOT / "checkpoints" / f"{label}.pt"
-        if not flip and ck.exists() and importlib.util.find_spec("torch") is not None:
-            import torch
+    def row(self) -> dict:
+        ms = statistics.median(self.runs)
+        return {"method": "dlib shape_predictor_68", "runtime": "dlib (C++)", "threads": 1, "ms_per_face_b1": ms,
+                "faces_per_s_b32": 1000 / ms, "dlib_ms_alongside": ms, "dlib_range": (min(self.runs), max(self.runs))}
 
-            from facepoints.checkpoint import load_checkpoint
 
-            net, meta = load_checkpoint(ck)
-            size, ch = meta["normalisation"]["input_size"], meta["normalisation"]["channels"]
-            for threads in (1, 2):
-                torch.set_num_threads(threads)
-                xt = torch.rand(1, ch, size, size)
-                xb = torch.rand(32, ch, size, size)
-                with torch.inference_mode():
-                    ms = per_call_ms(lambda: net(xt), args.repeats)
-                    b32 = per_call_ms(lambda: net(xb), max(10, args.repeats // 10), warmup=3)
-                rows.append({"method": name, "runtime": "torch float32 (network only)", "threads": threads,
-                             "net_ms_b1": ms, "ms_per_face_b1": float("nan"), "faces_per_s_b32": float("nan"),
-                             "net_faces_per_s_b32": 32000 / b32})
+def onnx_row(name: str | Path, flip: bool, threads: int, image: np.ndarray, box: np.ndarray, repeats: int,
+             dlib: DlibClock | None) -> dict:
+    """Network alone, then the landmark step for one box and for 32 boxes."""
+    import facepoints
 
-    if dlib_runs:
-        dlib_ms = statistics.median(dlib_runs)
-        rows.insert(0, {"method": "dlib shape_predictor_68", "runtime": "dlib (C++)", "threads": 1,
-                        "ms_per_face_b1": dlib_ms, "faces_per_s_b32": 1000 / dlib_ms,
-                        "dlib_ms_alongside": dlib_ms, "dlib_range": (min(dlib_runs), max(dlib_runs))})
+    label = (name.stem if isinstance(name, Path) else name) + (" +flip" if flip else "")
+    model = facepoints.load(name, threads=threads, flip_average=flip)
+    x = np.random.default_rng(0).random((1, model.channels, model.input_size, model.input_size), dtype=np.float32)
+    net_ms = per_call_ms(lambda: model._session.run(None, {"image": x}), repeats)
 
-    # end to end: a 640x480 photo with one face, detection + landmarks
-    canvas = np.full((480, 640, 3), 110, np.uint8)
-    face = samples[5].image
-    h, w = face.shape[:2]
-    s = min(300 / h, 300 / w)
+    def step() -> float:
+        return per_call_ms(lambda: model.landmarks(image, box), repeats)
+
+    step_ms, alongside = dlib.around(step) if dlib is not None else (step(), None)
+    boxes32 = np.repeat(box, 32, axis=0)  # the whole landmark step (crops, network, mapping) for 32 faces
+    b32 = per_call_ms(lambda: model.landmarks(image, boxes32), max(10, repeats // 10), warmup=3)
+    return {"method": label, "runtime": "onnxruntime " + model.card.precision.split()[0], "threads": threads,
+            "net_ms_b1": net_ms, "ms_per_face_b1": step_ms, "faces_per_s_b32": 32000 / b32,
+            "dlib_ms_alongside": alongside}
+
+
+def torch_row(name: str, threads: int, repeats: int) -> dict | None:
+    """The checkpoint's network in torch float32, for scale (None without the checkpoint or torch)."""
+    ck = ROOT / "checkpoints" / f"{name}.pt"
+    if not ck.exists() or importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    from facepoints.checkpoint import load_checkpoint
+
+    net, meta = load_checkpoint(ck)
+    size, ch = meta["normalisation"]["input_size"], meta["normalisation"]["channels"]
+    torch.set_num_threads(threads)
+    xt, xb = torch.rand(1, ch, size, size), torch.rand(32, ch, size, size)
+    with torch.inference_mode():
+        ms = per_call_ms(lambda: net(xt), repeats)
+        b32 = per_call_ms(lambda: net(xb), max(10, repeats // 10), warmup=3)
+    return {"method": name, "runtime": "torch float32 (network only)", "threads": threads, "net_ms_b1": ms,
+            "ms_per_face_b1": float("nan"), "faces_per_s_b32": float("nan"), "net_faces_per_s_b32": 32000 / b32}
+
+
+def end_to_end(name: str, face: np.ndarray) -> dict:
+    """Detection + landmarks on a 640x480 photo with one face, 1 thread."""
     import cv2
 
-    small = cv2.resize(face, (int(w * s), int(h * s)))
-    canvas[90:90 + small.shape[0], 170:170 + small.shape[1]] = small
-    e2e = []
-    for name in args.models[:1]:
-        model = facepoints.load(name, threads=1)
-        n_faces = len(model.detect(canvas))
-        det_ms = per_call_ms(lambda: model.detector.detect(canvas), 30, warmup=3)
-        total_ms = per_call_ms(lambda: model.detect(canvas), 30, warmup=3)
-        e2e.append({"model": name, "faces_found": n_faces, "detector_ms": det_ms, "total_ms": total_ms,
-                    "landmarks_ms": total_ms - det_ms})
+    import facepoints
 
-    prov = provenance()
+    canvas = np.full((480, 640, 3), 110, np.uint8)
+    s = min(300 / face.shape[0], 300 / face.shape[1])
+    small = cv2.resize(face, (int(face.shape[1] * s), int(face.shape[0] * s)))
+    canvas[90:90 + small.shape[0], 170:170 + small.shape[1]] = small
+    model = facepoints.load(name, threads=1)
+    n_faces = len(model.detect(canvas))
+    det_ms = per_call_ms(lambda: model.detector.detect(canvas), 30, warmup=3)
+    total_ms = per_call_ms(lambda: model.detect(canvas), 30, warmup=3)
+    return {"model": name, "faces_found": n_faces, "detector_ms": det_ms, "total_ms": total_ms,
+            "landmarks_ms": total_ms - det_ms}
+
+
+def report(rows: list[dict], e2e: list[dict], dlib_runs: list[float], prov: dict) -> list[str]:
+    """The markdown page."""
     lines = ["# Speed", "", markdown(prov), "",
              f"Machine: {os.cpu_count()} CPU cores; another job may share them, so compare ratios within this run.", "",
-             "| method | runtime | threads | network ms (b=1) | landmark step ms/face (b=1) | "
-             "landmark step faces/s (32 boxes per call) | step vs dlib |", "|---|---|---:|---:|---:|---:|---:|"]
+             ("| method | runtime | threads | network ms (b=1) | landmark step ms/face (b=1) | "
+              "landmark step faces/s (32 boxes per call) | step vs dlib |"), "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         ref = r.get("dlib_ms_alongside")
         ratio = f"{r['ms_per_face_b1'] / ref:.2f}x" if ref and np.isfinite(r["ms_per_face_b1"]) else ""
@@ -174,11 +163,11 @@ def main() -> None:
         fps = f"{r['faces_per_s_b32']:.0f}" if np.isfinite(r["faces_per_s_b32"]) else \
             f"(network only: {r['net_faces_per_s_b32']:.0f})"
         lines.append(f"| {r['method']} | {r['runtime']} | {r['threads']} | {net} | {step} | {fps} | {ratio} |")
-    lines += ["", "Landmark step = crop + network + mapping back to the image, box given (as dlib's row). "
+    lines += ["", ("Landmark step = crop + network + mapping back to the image, box given (as dlib's row). "
               "dlib's faces/s is its per-face time inverted (it has no batch mode); ours runs the same whole step for "
               "32 boxes in one call. 'step vs dlib' divides by dlib's time measured just before and after that row "
               + (f"(dlib ranged {min(dlib_runs):.2f}-{max(dlib_runs):.2f} ms over this run; its row shows the median)."
-                 if dlib_runs else "(dlib not installed)."), "",
+                 if dlib_runs else "(dlib not installed).")), "",
               "## End to end, 640x480 photo with one face (1 thread)", "",
               "| model | faces found | detector ms | landmarks ms | total ms |", "|---|---:|---:|---:|---:|"]
     for r in e2e:
@@ -187,6 +176,36 @@ def main() -> None:
     if e2e:
         lines += ["", "The face detector dominates the end-to-end time." if e2e[0]["detector_ms"] >
                   e2e[0]["landmarks_ms"] else "The landmark step dominates the end-to-end time."]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["default", "seed_baseline"])
+    ap.add_argument("--repeats", type=int, default=300)
+    ap.add_argument("--flip-average", nargs="*", default=["default"], help="models also timed with flip averaging")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+
+    samples, _ = load_dataset(str(DATA / "300w-68" / "afw"), progress=False)
+    one = samples[0]
+    box = tight_box(one.points)[None]
+    dlib = DlibClock(one.image, box, args.repeats) if importlib.util.find_spec("dlib") is not None else None
+    names: list[str | Path] = list(args.models)
+    for name in args.models:
+        twin = float_twin(name)
+        if twin is not None:
+            names.insert(names.index(name) + 1, twin)
+    rows: list[dict] = []
+    for name, flip in [(n, False) for n in names] + [(n, True) for n in args.flip_average]:
+        rows += [onnx_row(name, flip, threads, one.image, box, args.repeats, dlib) for threads in (1, 2)]
+        if not flip and isinstance(name, str):
+            rows += [r for threads in (1, 2) if (r := torch_row(name, threads, args.repeats)) is not None]
+    if dlib is not None:
+        rows.insert(0, dlib.row())
+    e2e = [end_to_end(name, samples[5].image) for name in args.models[:1]]
+    prov = provenance()
+    lines = report(rows, e2e, dlib.runs if dlib is not None else [], prov)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (args.out / "speed.json").write_text(json.dumps({"provenance": prov, "rows": rows, "end_to_end": e2e}, indent=1),
