@@ -38,18 +38,19 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.testing.synth import Motion, moving_faces, write_video
 from facepoints.apps.video import FaceTracker, VideoConfig, process_video
 from facepoints.config import data_root
 from facepoints.datasets import load_dataset
 from facepoints.detectors import box_iou
 from facepoints.geometry import tight_box
+from facepoints.testing.synth import Motion, moving_faces, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = data_root()
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import markdown, provenance  # noqa: E402
+from provenance import markdown, provenance
+
 FRAME = (640, 480)
 FACE_SETS = {"afw": DATA / "300w-68" / "afw", "helen": DATA / "300w-68" / "helen" / "trainset"}
 
@@ -142,78 +143,66 @@ MOTIONS = {
 }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="model name or .onnx (default: the shipped model)")
-    ap.add_argument("--videos", type=int, default=9, help="one-face videos per motion (three-face videos reuse them)")
-    ap.add_argument("--frames", type=int, default=150)
-    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1: small batches gain nothing from more)")
-    ap.add_argument("--grid", action="store_true", help="also sweep One Euro min_cutoff x beta (calm motion)")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--faces", choices=sorted(FACE_SETS), default="afw",
-                    help="afw reports (a test set); helen (training photos) is where settings are chosen")
-    args = ap.parse_args()
+def make_videos(faces: list, frames: int, motion: Motion, n: int, seed: int) -> list:
+    """Videos of ``n`` faces side by side (consecutive chosen faces), with their true points per frame."""
+    out = []
+    for v in range(0, len(faces) - n + 1, n):
+        group = [(faces[v + k].image, faces[v + k].points) for k in range(n)]
+        clip, truth = zip(*moving_faces(group, frames, FRAME, motion, seed=seed * 1000 + v))
+        out.append((list(clip), np.stack(truth), n))
+    return out
 
-    import facepoints
 
-    model = facepoints.load(args.model, threads=args.threads)
-    samples, _ = load_dataset(str(FACE_SETS[args.faces]), progress=False)
-    faces, skipped = pick_faces(samples, model, args.videos, args.seed)
-    print(f"{len(faces)} {args.faces} faces ({skipped} skipped: the detector missed them), {args.frames} frames each, "
-          f"{FRAME[0]}x{FRAME[1]}; model {model.path.name}")
+def evaluate(model, cfg: VideoConfig, vids: list) -> dict:
+    """Mean NME, jitter and share of frames tracked over every face of every video."""
+    per = []
+    for frames, truth, n in vids:
+        preds, _, _ = run_tracker(model, frames, n, truth, cfg)
+        per += [errors(preds[k], truth[:, k]) for k in range(n)]
+    return {key: float(np.nanmean([p[key] for p in per])) for key in ("nme", "jitter", "tracked")}
 
-    base = VideoConfig(draw_points=False, draw_pose=False, draw_ids=False, blinks=False)
-    smooth = base
+
+def accuracy_rows(model, faces: list, args, base: VideoConfig) -> tuple[dict[str, dict], list[dict]]:
+    """Raw and smoothed tracking per motion (and three faces for calm); with ``--grid``, the One Euro sweep."""
     raw = VideoConfig(**{**base.__dict__, "smoothing": False})
-
-    def make(motion: Motion, n: int) -> list:
-        out = []
-        for v in range(0, len(faces) - n + 1, n):
-            group = [(faces[v + k].image, faces[v + k].points) for k in range(n)]
-            frames, truth = zip(*moving_faces(group, args.frames, FRAME, motion, seed=args.seed * 1000 + v))
-            out.append((list(frames), np.stack(truth), n))
-        return out
-
-    def evaluate(cfg: VideoConfig, vids) -> dict:
-        per = []
-        for frames, truth, n in vids:
-            preds, _, _ = run_tracker(model, frames, n, truth, cfg)
-            per += [errors(preds[k], truth[:, k]) for k in range(n)]
-        return {key: float(np.nanmean([p[key] for p in per])) for key in ("nme", "jitter", "tracked")}
-
     rows: dict[str, dict] = {}
     grid: list[dict] = []
     for mname, motion in MOTIONS.items():
-        vids = make(motion, 1)
-        for name, cfg in (("raw", raw), ("smoothed", smooth)):
-            rows[f"{mname}, 1 face, {name}"] = evaluate(cfg, vids)
+        vids = make_videos(faces, args.frames, motion, 1, args.seed)
+        for name, cfg in (("raw", raw), ("smoothed", base)):
+            rows[f"{mname}, 1 face, {name}"] = evaluate(model, cfg, vids)
             print(f"  {mname}, 1 face, {name}: {rows[f'{mname}, 1 face, {name}']}", flush=True)
-        if mname == "calm":
-            trio_vids = make(motion, 3)
-            for name, cfg in (("raw", raw), ("smoothed", smooth)):
-                rows[f"{mname}, 3 faces, {name}"] = evaluate(cfg, trio_vids)
-        if mname == "calm" and args.grid:
-            for mc in (0.3, 0.5, 1.0):
-                for beta in (2.0, 4.0, 6.0, 8.0, 12.0):
-                    r = evaluate(VideoConfig(**{**base.__dict__, "min_cutoff": mc, "beta": beta}), vids)
-                    grid.append({"min_cutoff": mc, "beta": beta, **r})
-                    print(f"  min_cutoff {mc:4} beta {beta:4}: NME {r['nme']:.2f} %  jitter {r['jitter']:.3f} %")
+        if mname != "calm":
+            continue
+        trio_vids = make_videos(faces, args.frames, motion, 3, args.seed)
+        for name, cfg in (("raw", raw), ("smoothed", base)):
+            rows[f"{mname}, 3 faces, {name}"] = evaluate(model, cfg, trio_vids)
+        for mc, beta in ((mc, beta) for mc in (0.3, 0.5, 1.0) for beta in (2.0, 4.0, 6.0, 8.0, 12.0)
+                         if args.grid):
+            r = evaluate(model, VideoConfig(**{**base.__dict__, "min_cutoff": mc, "beta": beta}), vids)
+            grid.append({"min_cutoff": mc, "beta": beta, **r})
+            print(f"  min_cutoff {mc:4} beta {beta:4}: NME {r['nme']:.2f} %  jitter {r['jitter']:.3f} %")
+    return rows, grid
 
-    # speed: the tracking loop alone (frames in memory), then one full run with real encode/decode
-    calm1, calm3 = make(MOTIONS["calm"], 1)[0], make(MOTIONS["calm"], 3)[0]
+
+def speed(model, faces: list, args, base: VideoConfig) -> dict[str, float]:
+    """The tracking loop alone (frames in memory), a detection frame, then one full run with real encode/decode."""
+    calm1 = make_videos(faces, args.frames, MOTIONS["calm"], 1, args.seed)[0]
+    calm3 = make_videos(faces, args.frames, MOTIONS["calm"], 3, args.seed)[0]
     speed_cfg = VideoConfig(**{**base.__dict__, "detect_every": 10 ** 9})  # detect once, then only track
-    fps1 = tracking_fps(model, calm1[0], speed_cfg)
-    fps3 = tracking_fps(model, calm3[0], speed_cfg)
+    fps1, fps3 = tracking_fps(model, calm1[0], speed_cfg), tracking_fps(model, calm3[0], speed_cfg)
     _, _, det_s = run_tracker(model, calm1[0][:30], 1, calm1[1][:30],
                               VideoConfig(**{**base.__dict__, "detect_every": 1}))
-    detect_ms = 1000 * statistics.median(det_s)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
         write_video(iter(calm1[0]), str(src))
         full = process_video(src, dst, model, VideoConfig(effect="glasses"), Path(tmp) / "out.jsonl", progress=False)
-    pipeline_fps = full.frames / full.total_seconds
+    return {"fps1": fps1, "fps3": fps3, "detect_ms": 1000 * statistics.median(det_s),
+            "pipeline_fps": full.frames / full.total_seconds}
 
+
+def check_targets(rows: dict[str, dict], fps1: float) -> dict[str, tuple[bool, str]]:
+    """The video issue's targets: what smoothing buys and costs, and the tracking speed."""
     targets = {}
     for mname in MOTIONS:
         r, sm = rows[f"{mname}, 1 face, raw"], rows[f"{mname}, 1 face, smoothed"]
@@ -221,8 +210,14 @@ def main() -> None:
         targets[f"{mname}: smoothing cuts jitter by >= 50 %"] = (cut >= 0.5, f"{100 * cut:.0f} %")
         targets[f"{mname}: smoothing raises NME by <= 5 %"] = (rise <= 0.05, f"{100 * rise:+.1f} %")
     targets["tracking one face >= 200 frames/s"] = (fps1 >= 200, f"{fps1:.0f} frames/s")
+    return targets
+
+
+def report(model, args, faces: list, skipped: int, smooth: VideoConfig, rows: dict, grid: list, sp: dict,
+           targets: dict, prov: dict) -> list[str]:
+    """The markdown page."""
+    fps1, fps3, detect_ms, pipeline_fps = sp["fps1"], sp["fps3"], sp["detect_ms"], sp["pipeline_fps"]
     cfg_text = f"min_cutoff {smooth.min_cutoff} Hz, beta {smooth.beta}, d_cutoff {smooth.d_cutoff} Hz"
-    prov = provenance()
     det = type(model.detector).__name__
     lines = [
         "# Video tracking: accuracy, jitter, speed",
@@ -273,18 +268,46 @@ def main() -> None:
         lines += ["", "One Euro sweep (calm motion, 1-face videos):", "",
                   "| min_cutoff | beta | NME % | jitter % |", "| ---: | ---: | ---: | ---: |"]
         lines += [f"| {g['min_cutoff']} | {g['beta']} | {g['nme']:.2f} | {g['jitter']:.3f} |" for g in grid]
-    text = "\n".join(lines) + "\n"
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="model name or .onnx (default: the shipped model)")
+    ap.add_argument("--videos", type=int, default=9, help="one-face videos per motion (three-face videos reuse them)")
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1: small batches gain nothing from more)")
+    ap.add_argument("--grid", action="store_true", help="also sweep One Euro min_cutoff x beta (calm motion)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--faces", choices=sorted(FACE_SETS), default="afw",
+                    help="afw reports (a test set); helen (training photos) is where settings are chosen")
+    args = ap.parse_args()
+
+    import facepoints
+
+    model = facepoints.load(args.model, threads=args.threads)
+    samples, _ = load_dataset(str(FACE_SETS[args.faces]), progress=False)
+    faces, skipped = pick_faces(samples, model, args.videos, args.seed)
+    print(f"{len(faces)} {args.faces} faces ({skipped} skipped: the detector missed them), {args.frames} frames each, "
+          f"{FRAME[0]}x{FRAME[1]}; model {model.path.name}")
+    smooth = VideoConfig(draw_points=False, draw_pose=False, draw_ids=False, blinks=False)
+    rows, grid = accuracy_rows(model, faces, args, smooth)
+    sp = speed(model, faces, args, smooth)
+    targets = check_targets(rows, sp["fps1"])
+    prov = provenance()
+    text = "\n".join(report(model, args, faces, skipped, smooth, rows, grid, sp, targets, prov)) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "video.md").write_text(text, encoding="utf-8")
     (args.out / "video.json").write_text(json.dumps({
-        "provenance": prov, "face_set": args.faces, "model": model.path.name, "model_provenance": model.card.provenance, "faces": len(faces),
-        "skipped_faces": skipped,
+        "provenance": prov, "face_set": args.faces, "model": model.path.name,
+        "model_provenance": model.card.provenance, "faces": len(faces), "skipped_faces": skipped,
         "frames": args.frames, "seed": args.seed, "rows": rows,
         "motions": {k: vars(m) for k, m in MOTIONS.items()},
         "one_euro": {"min_cutoff": smooth.min_cutoff, "beta": smooth.beta, "d_cutoff": smooth.d_cutoff},
-        "tracking_fps_1_face": fps1, "tracking_fps_3_faces": fps3, "detection_frame_ms": detect_ms,
-        "pipeline_fps": pipeline_fps, "targets": {k: {"met": ok, "value": v} for k, (ok, v) in targets.items()},
+        "tracking_fps_1_face": sp["fps1"], "tracking_fps_3_faces": sp["fps3"], "detection_frame_ms": sp["detect_ms"],
+        "pipeline_fps": sp["pipeline_fps"], "targets": {k: {"met": ok, "value": v} for k, (ok, v) in targets.items()},
         "grid": grid}, indent=1) + "\n", encoding="utf-8")
 
 
