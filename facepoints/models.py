@@ -103,7 +103,7 @@ class InvertedResidual(nn.Module):
 
 
 class HeatmapNet(nn.Module):
-    """Compact inverted-residual backbone, FPN-style decoder to stride 4, heatmaps + soft-argmax.
+    """Compact inverted-residual backbone, FPN-style decoder to stride 4 (or 2), heatmaps + soft-argmax.
 
     Soft-argmax (integral regression) gives sub-pixel coordinates from a
     coarse heatmap and trains with a coordinate loss, so masked points are
@@ -125,8 +125,11 @@ class HeatmapNet(nn.Module):
         point_offset: bool = False,
         conventions: int = 1,
         patch_stem: bool = False,
+        heatmap_stride: int = 4,
     ) -> None:
         super().__init__()
+        if heatmap_stride not in (2, 4) or (heatmap_stride == 2 and patch_stem):
+            raise ValueError(f"heatmap_stride must be 4, or 2 with the 3x3 stem (not patch_stem), not {heatmap_stride}")
         self.num_points = num_points
         # Annotators' habits (points half a pixel right of the feature, jaws drawn
         # lower) differ between datasets and are not mirror-symmetric. A learned
@@ -151,27 +154,26 @@ class HeatmapNet(nn.Module):
             cin = w
         self.stages = nn.ModuleList(stages)  # strides 4, 8, 16, 16
         self.lateral = nn.ModuleList([_conv_bn(w, decoder, 1) for w in widths[1:]])
+        # heatmap_stride 2: the stem's stride-2 features join the decoder too (a finer grid, ~4x its cells)
+        self.stem_lateral = _conv_bn(widths[0], decoder, 1) if heatmap_stride == 2 else None
         self.smooth = _conv_bn(decoder, decoder, 3, groups=decoder)
         self.mix = _conv_bn(decoder, decoder, 1)
         self.heatmap = nn.Conv2d(decoder, num_points, 1)
         self.score = nn.Conv2d(decoder, num_points, 1)
-        side = -(-input_size // 4)  # the decoder's stride-4 grid; constant buffers keep shape ops out of ONNX
+        side = -(-input_size // heatmap_stride)  # the decoder's grid; constant buffers keep shape ops out of ONNX
         self.register_buffer("grid", torch.stack(_grid(side, side), dim=-1), persistent=False)  # (side^2, 2)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        stem = y = self.stem(x)
         feats = []
-        y = self.stem(x)
         for stage in self.stages:
             y = stage(y)
             feats.append(y)
         top = self.lateral[-1](feats[-1]) + self.lateral[-2](feats[-2])
         for i in (1, 0):
-            size = tuple(feats[i].shape[-2:])
-            if size == (2 * top.shape[-2], 2 * top.shape[-1]):  # the usual case: no shape arithmetic in the graph
-                top = nn.functional.interpolate(top, scale_factor=2.0, mode="bilinear", align_corners=False)
-            else:
-                top = nn.functional.interpolate(top, size=size, mode="bilinear", align_corners=False)
-            top = top + self.lateral[i](feats[i])
+            top = _upsampled(top, feats[i]) + self.lateral[i](feats[i])
+        if self.stem_lateral is not None:
+            top = _upsampled(top, stem) + self.stem_lateral(stem)
         f = self.mix(self.smooth(top))
         logits = self.heatmap(f)  # (N, K, h, w)
         h, w = logits.shape[-2:]
@@ -196,6 +198,14 @@ class HeatmapNet(nn.Module):
         """(conventions, K, 2) offsets, whichever shape the parameter has."""
         assert self.point_offset is not None
         return self.point_offset if self.point_offset.ndim == 3 else self.point_offset[None]
+
+
+def _upsampled(top: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``top`` resized to ``like``'s grid; the usual 2x case keeps shape arithmetic out of the ONNX graph."""
+    size = tuple(like.shape[-2:])
+    if size == (2 * top.shape[-2], 2 * top.shape[-1]):
+        return nn.functional.interpolate(top, scale_factor=2.0, mode="bilinear", align_corners=False)
+    return nn.functional.interpolate(top, size=size, mode="bilinear", align_corners=False)
 
 
 def cell_centres(n: int, device: torch.device | None = None) -> torch.Tensor:

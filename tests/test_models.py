@@ -29,3 +29,17 @@ def test_every_architecture_maps_crops_to_normalised_points(name: str, channels:
 def test_unknown_architecture_is_refused_with_the_known_ones() -> None:
     with pytest.raises(KeyError, match="baseline"):
         build_model("nope", 68, 64, 1)
+
+
+def test_a_stride_2_heatmap_doubles_the_grid_and_leaves_stride_4_models_as_they_were() -> None:
+    kw = {"widths": [8, 16, 16, 24, 32], "decoder": 16}
+    fine = build_model("heatmap", 68, 96, 3, heatmap_stride=2, **kw).train()
+    out = fine(torch.rand(2, 3, 96, 96))
+    assert out["heatmaps"].shape == (2, 68, 48, 48) and out["points"].shape == (2, 68, 2)
+    assert float(out["points"].min()) > 0 and float(out["points"].max()) < 1
+    coarse = build_model("heatmap", 68, 96, 3, **kw)
+    assert not any(k.startswith("stem_lateral") for k in coarse.state_dict())  # shipped checkpoints still load
+    assert set(fine.state_dict()) - set(coarse.state_dict()) == {
+        k for k in fine.state_dict() if k.startswith("stem_lateral")}
+    with pytest.raises(ValueError, match="heatmap_stride"):
+        build_model("heatmap", 68, 96, 3, heatmap_stride=2, patch_stem=True, **kw)
