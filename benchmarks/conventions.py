@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from flip_tta import raw_points
+from flip_tta import heldout, raw_points
 from provenance import markdown, provenance
 
 from facepoints.checkpoint import load_checkpoint
 from facepoints.losses import nme_batch
-from facepoints.recipe import load_train_config
-from facepoints.schemes import load_scheme
-from facepoints.trainset import LandmarkDataset, prepare_samples
 
 ANSWERS = ("one shared output", "offsets: 300-W output", "offsets: each face's own markup")
 
@@ -64,14 +60,9 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "conventions")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    cfg = load_train_config(args.config)
-    scheme = load_scheme(cfg.data.scheme)
-    with tempfile.TemporaryDirectory() as tmp:
-        _, val = prepare_samples(cfg, scheme, Path(tmp), progress=False)
+    cfg, scheme, loader = heldout(args.config)
     (offsets, _), (shared, _) = load_checkpoint(args.offsets), load_checkpoint(args.shared)
     offsets.eval(), shared.eval()
-    loader = DataLoader(LandmarkDataset(val, cfg, scheme, train=False), batch_size=64)
     result = evaluate(shared, offsets, loader, scheme.normalise, list(cfg.data.conventions))
     prov = provenance()
     args.out.with_suffix(".json").write_text(json.dumps(

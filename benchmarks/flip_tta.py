@@ -26,13 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from provenance import markdown, provenance  # noqa: E402
+from provenance import markdown, provenance
 
-from facepoints.checkpoint import load_checkpoint  # noqa: E402
-from facepoints.losses import nme_batch  # noqa: E402
-from facepoints.recipe import load_train_config  # noqa: E402
-from facepoints.schemes import load_scheme  # noqa: E402
-from facepoints.trainset import LandmarkDataset, prepare_samples  # noqa: E402
+from facepoints.checkpoint import load_checkpoint
+from facepoints.losses import nme_batch
+from facepoints.recipe import load_train_config
+from facepoints.schemes import load_scheme
+from facepoints.trainset import LandmarkDataset, prepare_samples
 
 
 def raw_points(net: torch.nn.Module, x: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
@@ -63,20 +63,25 @@ def evaluate(net: torch.nn.Module, loader: DataLoader, pair: tuple[int, int], pe
             for c, r in rows.items()}
 
 
+def heldout(config: str):
+    """The recipe's config, point scheme and a loader of its held-out faces (one thread: the CPU timing habit)."""
+    torch.set_num_threads(1)
+    cfg = load_train_config(config)
+    scheme = load_scheme(cfg.data.scheme)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, val = prepare_samples(cfg, scheme, Path(tmp), progress=False)
+    return cfg, scheme, DataLoader(LandmarkDataset(val, cfg, scheme, train=False), batch_size=64)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "default.pt"))
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "flip_tta")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    cfg = load_train_config(args.config)
-    scheme = load_scheme(cfg.data.scheme)
-    with tempfile.TemporaryDirectory() as tmp:
-        _, val = prepare_samples(cfg, scheme, Path(tmp), progress=False)
+    cfg, scheme, loader = heldout(args.config)
     net, _ = load_checkpoint(args.checkpoint)
     net.eval()
-    loader = DataLoader(LandmarkDataset(val, cfg, scheme, train=False), batch_size=64)
     perm = torch.as_tensor(scheme.flip_permutation())
     result = evaluate(net, loader, scheme.normalise, perm, list(cfg.data.conventions))
     prov = provenance()
