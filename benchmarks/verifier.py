@@ -93,7 +93,7 @@ def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed
              markdown(prov), "",
              f"Candidates: the detector's boxes down to score {args.candidate_threshold}; final score = detector^(1-w) "
              f"x verifier^w. Threshold: the lowest final score with at most {args.fp_budget} false detections per "
-             "photo over all four sets. Sets: " + ", ".join(f"{n} ({len(sets[n])} photos)" for n in names) + ".", "",
+             "photo over all the sets. Sets: " + ", ".join(f"{n} ({len(sets[n])} photos)" for n in names) + ".", "",
              "| weight w | threshold | mean AP | " + " | ".join(f"{n}: recall / FP per photo / AP" for n in names)
              + " |", "|---:|---:|---:|" + "---|" * len(names)]
     for r in rows:

@@ -58,6 +58,7 @@ class VerifierAugmentConfig:
     shift: float = 0.08  # share of the box side
     flip: float = 0.5
     photometric_p: float = 0.5
+    grey_p: float = 0.1  # within the photometric step: black-and-white photos are common, and colour is a cue
 
 
 @dataclass
@@ -199,7 +200,7 @@ class CandidateDataset(Dataset):
         self.epoch = 0
         self.photometric = A.Compose([
             A.RandomBrightnessContrast(0.3, 0.3, p=1.0), A.GaussianBlur(blur_limit=(3, 5), p=0.3),
-            A.ImageCompression(quality_range=(30, 90), p=0.3), A.ToGray(p=0.1),
+            A.ImageCompression(quality_range=(30, 90), p=0.3), A.ToGray(p=cfg.augment.grey_p),
         ], p=cfg.augment.photometric_p)
 
     def __len__(self) -> int:

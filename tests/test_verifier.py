@@ -14,7 +14,9 @@ import pytest
 from facepoints.detectors import CnnDetector
 from facepoints.detectors.cnn import default_model_path
 from facepoints.detectors.verifier import FaceVerifier, combine
-from facepoints.verifier_train import export_verifier, label_candidates, load_verifier_config, train_verifier
+from facepoints.verifier_train import (
+    CandidateDataset, Candidates, export_verifier, label_candidates, load_verifier_config, train_verifier,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +38,18 @@ def test_candidates_are_faces_background_or_left_out() -> None:
                       [305.0, 305.0, 360.0, 360.0],  # an unannotated face: dropped
                       [500.0, 500.0, 540.0, 540.0]])  # background
     assert label_candidates(boxes, faces, ignore).tolist() == [1, 0, 1, -1, -1, 0]
+
+
+@pytest.mark.parametrize("grey_p", [0.0, 1.0])
+def test_training_crops_turn_black_and_white_as_often_as_grey_p_says(grey_p: float) -> None:
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (6, 96, 96, 3), dtype=np.uint8)
+    crops[..., 0] //= 4  # coloured: red far from green and blue
+    cands = Candidates(crops, np.tile([30.0, 30.0, 66.0, 66.0], (6, 1)), np.ones(6), np.ones(6))
+    cfg = load_verifier_config(None, ["augment.photometric_p=1.0", f"augment.grey_p={grey_p}"])
+    xs = [x for x, _ in CandidateDataset(cands, cfg, train=True)]
+    grey = [bool(np.allclose(x[0], x[1]) and np.allclose(x[1], x[2])) for x in xs]
+    assert grey == [grey_p == 1.0] * 6
 
 
 @pytest.fixture
