@@ -6,8 +6,8 @@ Reads the ``detector_pyramid.py --model CANDIDATE --out ...`` results kept in
 benchmarks/results/detector_candidates/ (every one on the same held-out
 validation photos, no test set) and applies the same rule as the pyramid: the
 highest mean AP; within ``AP_TIE`` of it, the fewest false detections per
-photo. Candidates measured before the ``rotated`` set existed are listed but
-not compared. Writes benchmarks/results/detector_candidates/README.md.
+photo. Candidates measured before the ``rotated`` or ``grey`` sets existed are
+listed but not compared. Writes benchmarks/results/detector_candidates/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from detector_pyramid import AP_TIE, choose  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "detector_candidates"
-SETS = ("composed", "natural", "enlarged", "rotated")
+SETS = ("composed", "natural", "enlarged", "rotated", "grey")
 
 
 def load_candidates(folder: Path) -> dict[str, dict]:
@@ -42,9 +42,9 @@ def main() -> None:
     lines = ["# Detector candidates on the held-out photos", "",
              "Command: `python benchmarks/detector_candidates.py` (reads the `detector_pyramid.py --model ...` "
              "results in this folder; each file records its own command, commit and versions).", "",
-             f"Rule: each candidate at its own chosen pyramid; the highest mean AP over the four held-out sets, "
+             f"Rule: each candidate at its own chosen pyramid; the highest mean AP over the held-out sets, "
              f"within {AP_TIE} of it the fewest false detections per photo. Candidates measured before the "
-             "`rotated` set existed are shown but not compared.", "",
+             "`rotated` or `grey` sets existed are shown but not compared.", "",
              f"Shipped: **{winner}**.", "",
              "| candidate | band_px / step / overlap | " + " | ".join(f"{s} recall / FP per photo / AP" for s in SETS)
              + " | mean AP |", "|---|---|" + "---:|" * (len(SETS) + 1)]

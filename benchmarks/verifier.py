@@ -1,17 +1,17 @@
 """Does the face verifier help, how should its score combine with the detector's, and at what threshold?
 
-    python benchmarks/verifier.py [--write-card]
+    python benchmarks/verifier.py [--write-card] [--verifier CANDIDATE.onnx --out benchmarks/results/NAME]
 
 On the detector's held-out photos (``benchmarks/detector_validation.py``: the
 people and photos the detector and the verifier never trained on, composed,
-natural, enlarged and rotated), the detector keeps every candidate down to the
+natural, enlarged, rotated and grey), the detector keeps every candidate down to the
 verifier's candidate threshold; each gets the verifier's probability, and the
 final score is their weighted geometric mean (``weight`` 0 = the detector
-alone, 1 = the verifier alone). The weight with the best mean AP over the four
+alone, 1 = the verifier alone). The weight with the best mean AP over the
 sets wins (the detector's pyramid rule); its threshold is the lowest final
 score with at most ``--fp-budget`` false detections per photo, pooled over the
-four sets. No test set is used. ``--write-card`` stores the choice in the
-detector card. Writes benchmarks/results/verifier.{md,json}.
+sets. No test set is used. ``--write-card`` stores the choice in the
+detector card. Writes benchmarks/results/verifier.{md,json} (or ``--out``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from facepoints.detectors.verifier import FaceVerifier, candidate_floor, combine
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CARD = ROOT / "facepoints" / "weights" / "detector.json"
+SHIPPED = ROOT / "facepoints" / "weights" / "verifier.onnx"
 
 
 def candidates(sets: dict, detector: CnnDetector, verifier: FaceVerifier) -> tuple[dict, float]:
@@ -83,9 +84,10 @@ def deployed_ms(cands: dict, best: dict, floor: float, verifier: FaceVerifier) -
 
 def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed: dict,
           args: argparse.Namespace) -> None:
-    prov = provenance("python benchmarks/verifier.py" + (" --write-card" if args.write_card else ""))
-    out = ROOT / "benchmarks" / "results"
-    (out / "verifier.json").write_text(json.dumps({"provenance": prov, "rows": rows, "chosen": best,
+    prov = provenance("python benchmarks/verifier.py" + (f" --verifier {args.verifier}" if args.verifier != SHIPPED else "")
+                      + (" --write-card" if args.write_card else ""))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows, "chosen": best,
                                                    "verifier_ms_per_photo_all_candidates": verifier_ms,
                                                    "deployed": deployed}, indent=1) + "\n")
     names = list(sets)
@@ -106,18 +108,20 @@ def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed
               f"{args.candidate_threshold}; as `detect` runs it with the chosen weight, only candidates that could "
               f"reach the threshold (detector score >= {deployed['candidate_bound']:.3f}, "
               f"{deployed['boxes_per_photo']:.1f} per photo): {deployed['ms_per_photo']:.2f} ms per photo.")]
-    (out / "verifier.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--verifier", type=Path, default=ROOT / "facepoints" / "weights" / "verifier.onnx")
+    ap.add_argument("--verifier", type=Path, default=SHIPPED)
     ap.add_argument("--config", default=str(ROOT / "configs" / "detector_finetune.yaml"))
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_val_sets.pkl")
     ap.add_argument("--candidate-threshold", type=float, default=0.05)
     ap.add_argument("--fp-budget", type=float, default=0.05)
     ap.add_argument("--write-card", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "verifier",
+                    help="results path without suffix (.md and .json are written)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     sets = validation_sets(args.config, args.cache)

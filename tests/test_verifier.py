@@ -15,7 +15,12 @@ from facepoints.detectors import CnnDetector
 from facepoints.detectors.cnn import default_model_path
 from facepoints.detectors.verifier import FaceVerifier, combine
 from facepoints.verifier_train import (
-    CandidateDataset, Candidates, export_verifier, label_candidates, load_verifier_config, train_verifier,
+    CandidateDataset,
+    Candidates,
+    export_verifier,
+    label_candidates,
+    load_verifier_config,
+    train_verifier,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
