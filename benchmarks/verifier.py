@@ -38,7 +38,6 @@ from facepoints.detectors.verifier import FaceVerifier, candidate_floor, combine
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CARD = ROOT / "facepoints" / "weights" / "detector.json"
-SHIPPED = ROOT / "facepoints" / "weights" / "verifier.onnx"
 
 
 def candidates(sets: dict, detector: CnnDetector, verifier: FaceVerifier) -> tuple[dict, float]:
@@ -84,8 +83,7 @@ def deployed_ms(cands: dict, best: dict, floor: float, verifier: FaceVerifier) -
 
 def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed: dict,
           args: argparse.Namespace) -> None:
-    prov = provenance("python benchmarks/verifier.py" + (f" --verifier {args.verifier}" if args.verifier != SHIPPED else "")
-                      + (" --write-card" if args.write_card else ""))
+    prov = provenance()  # the command line as run, options included
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows, "chosen": best,
                                                    "verifier_ms_per_photo_all_candidates": verifier_ms,
@@ -114,7 +112,7 @@ def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--verifier", type=Path, default=SHIPPED)
+    ap.add_argument("--verifier", type=Path, default=ROOT / "facepoints" / "weights" / "verifier.onnx")
     ap.add_argument("--config", default=str(ROOT / "configs" / "detector_finetune.yaml"))
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_val_sets.pkl")
     ap.add_argument("--candidate-threshold", type=float, default=0.05)

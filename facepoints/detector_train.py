@@ -211,7 +211,8 @@ def pad_to_stride(image: np.ndarray, multiple: int = 32) -> np.ndarray:
 def detect_torch(wrapper: ExportWrapper, image: np.ndarray, threshold: float = 0.02,
                  nms_iou: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
     """The runtime's decoding on the torch model: for validation during training."""
-    x = torch.from_numpy(pad_to_stride(image).astype(np.float32)).permute(2, 0, 1)[None]  # a copy: cached photos are read-only
+    # astype copies: cached photos are read-only arrays
+    x = torch.from_numpy(pad_to_stride(image).astype(np.float32)).permute(2, 0, 1)[None]
     scores, boxes = wrapper(x)
     s, b = scores[0].numpy(), boxes[0].numpy()
     keep = s >= threshold
