@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Every results file downstream of a shipped model, in the order the choices need: settings chosen on held-out
+# photos first (each written into a model card), then the test sets, touched once, then the runtime figures.
+#
+#   bash benchmarks/regenerate.sh detector    # after a new detector or verifier: its choices, then all below
+#   bash benchmarks/regenerate.sh landmarks   # after a new landmark model: its choices, then the tests and runtime
+#   bash benchmarks/regenerate.sh tests       # the test sets, the README and the runtime figures only
+#
+# Run on quiet cores (pause any training: kill -STOP / kill -CONT) and keep the machine otherwise idle: the
+# speed rows compare with dlib measured in the same run. Logs go to $LOGS (default /tmp/facepoints-regenerate).
+# MediaPipe's reference runs in its own venv (.mpvenv, docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+LOGS=${LOGS:-/tmp/facepoints-regenerate}
+mkdir -p "$LOGS"
+
+run() {  # run NAME CMD...: one script, its log kept, the wall time shown
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "== $name: $*"
+  "$@" > "$LOGS/$name.log" 2>&1 || { echo "FAILED: $name (see $LOGS/$name.log)"; exit 1; }
+  echo "   done in $((SECONDS - t0)) s"
+}
+
+detector_choices() {
+  run detector_validation $PY benchmarks/detector_validation.py
+  run detector_pyramid $PY benchmarks/detector_pyramid.py --write-card
+  run verifier $PY benchmarks/verifier.py --write-card
+}
+
+landmark_choices() {
+  run quantization $PY benchmarks/quantization.py --models default fast
+  run calibrate_default $PY benchmarks/calibrate_scores.py --model facepoints/weights/default.onnx --write-card
+  run calibrate_fast $PY benchmarks/calibrate_scores.py --model facepoints/weights/fast.onnx \
+    --config configs/student.yaml --write-card --out benchmarks/results/fast
+  run not_a_face $PY benchmarks/not_a_face.py --write-card
+  run not_a_face_fast $PY benchmarks/not_a_face.py --model fast --write-card --out benchmarks/results/not_a_face_fast
+  run duplicates $PY benchmarks/duplicates.py
+  run refine_tol $PY benchmarks/detected_boxes.py --split validation
+  run flip_tta $PY benchmarks/flip_tta.py
+  run training_curves $PY benchmarks/training_curves.py
+}
+
+tests_and_runtime() {
+  run accuracy $PY benchmarks/accuracy.py --models seed_baseline default kaggle15 fast \
+    --mediapipe-python .mpvenv/bin/python
+  run detection $PY benchmarks/detection.py --repeats 3
+  run detected_boxes $PY benchmarks/detected_boxes.py
+  run speed $PY benchmarks/speed.py --models default fast seed_baseline
+  run shipped $PY benchmarks/shipped.py
+  run readme_results $PY benchmarks/readme_results.py
+  run group_photo $PY docs/make_group_photo.py
+  run pictures $PY docs/make_pictures.py
+  FACEPOINTS_SCREENSHOT=docs/web.png run screenshot $PY -m pytest -q tests/test_browser.py
+  run video $PY benchmarks/video.py --videos 4 --frames 90
+  run load $PY benchmarks/load.py
+  run ray_throughput $PY benchmarks/ray_throughput.py --scenes 30 --youtube 100
+  run throughput $PY benchmarks/throughput.py
+}
+
+case "${1:-}" in
+  detector) detector_choices; landmark_choices; tests_and_runtime ;;
+  landmarks) landmark_choices; tests_and_runtime ;;
+  tests) tests_and_runtime ;;
+  *) echo "usage: bash benchmarks/regenerate.sh detector|landmarks|tests" >&2; exit 2 ;;
+esac
