@@ -333,7 +333,7 @@ class LandmarkModel:
                 f"{self.path}: expected outputs points {(len(x), k, 2)} and scores {(len(x), k)} for "
                 f"scheme {self.scheme.name}, got {points.shape} and {scores.shape}"
             )
-        pts = np.stack([normalised_to_image(points[i], m, self.input_size) for i, (_, m) in enumerate(prepared)])
+        pts = normalised_to_image(points, np.stack([m for _, m in prepared]), self.input_size)
         if len(boxes) == 1:
             return [pts], [scores.astype(np.float64)]
         ends = np.cumsum([len(b) for b in boxes])[:-1]
