@@ -115,8 +115,69 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, name: str | None = N
             dynamic_axes={"image": {0: "batch"}, "points": {0: "batch"}, "scores": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )
+    constant_flatten_shapes(out)
     sidecar(ck, name or out.stem, metrics, int8).write(out)
     return out
+
+
+def constant_flatten_shapes(path: Path) -> int:
+    """Rewrite each ``Reshape(x, Concat(Slice(Shape(x), 0, k), tail))`` (torch's ``flatten`` under a dynamic
+    batch) as ``Reshape(x, [0] * k + tail)``: ONNX's 0 copies the input's dimension, so the answers are the
+    same bit for bit, without three shape ops per flatten at run time (~2 % of the network's time).
+    Returns how many were rewritten; the file is saved only if any was."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    made = {o: n for n in graph.node for o in n.output}
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    consts |= {n.output[0]: numpy_helper.to_array(a.t) for n in graph.node if n.op_type == "Constant"
+               for a in n.attribute if a.name == "value"}
+    rewritten = 0
+    for node in graph.node:
+        fixed = _flatten_shape(node, made, consts) if node.op_type == "Reshape" else None
+        if fixed is not None:
+            graph.initializer.append(numpy_helper.from_array(fixed, node.name + "/constant_shape"))
+            node.input[1] = node.name + "/constant_shape"
+            rewritten += 1
+    if rewritten:
+        _drop_unread(graph)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    return rewritten
+
+
+def _flatten_shape(reshape, made: dict, consts: dict) -> np.ndarray | None:
+    """The constant shape of a flatten-like Reshape (see ``constant_flatten_shapes``), or None."""
+    concat = made.get(reshape.input[1])
+    sliced = made.get(concat.input[0]) if concat is not None and concat.op_type == "Concat" else None
+    shape = made.get(sliced.input[0]) if sliced is not None and sliced.op_type == "Slice" else None
+    if shape is None or shape.op_type != "Shape" or shape.input[0] != reshape.input[0] or len(concat.input) != 2:
+        return None
+    if len(sliced.input) > 4 or len(shape.attribute):  # steps, or Shape's start/end: not torch's flatten
+        return None
+    start, end, tail = (consts.get(n) for n in (sliced.input[1], sliced.input[2], concat.input[1]))
+    axes = consts.get(sliced.input[3]) if len(sliced.input) > 3 else np.zeros(1)
+    if any(v is None or v.size != 1 for v in (start, end, axes)) or tail is None:
+        return None
+    if int(start.reshape(-1)[0]) != 0 or int(axes.reshape(-1)[0]) != 0:
+        return None
+    return np.array([0] * int(end.reshape(-1)[0]) + tail.reshape(-1).tolist(), np.int64)
+
+
+def _drop_unread(graph) -> None:
+    """Remove nodes and initializers whose outputs nothing reads any more (dead shape arithmetic)."""
+    while True:
+        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not set(n.output) & read]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    read = {i for n in graph.node for i in n.input}
+    for init in [i for i in graph.initializer if i.name not in read]:
+        graph.initializer.remove(init)
 
 
 def head_nodes(graph) -> set[str]:

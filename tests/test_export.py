@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from facepoints.checkpoint import atomic_save, checkpoint_payload
-from facepoints.export import compare_with_onnx, export_onnx
+from facepoints.checkpoint import atomic_save, checkpoint_payload, load_checkpoint
+from facepoints.export import _OnnxHead, compare_with_onnx, export_onnx
 from facepoints.models import build_model
 from facepoints.recipe import TrainConfig
 from facepoints.schemes import load_scheme
@@ -51,6 +51,32 @@ def test_onnx_matches_torch_within_1e4_px(tmp_path: Path, name: str, size: int, 
         pts, scores = sess.run(None, {"image": np.random.rand(batch, channels, size, size).astype(np.float32)})
         assert pts.shape == (batch, 68, 2) and scores.shape == (batch, 68)
         assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_flattens_export_with_constant_shapes_and_the_same_answers(tmp_path: Path) -> None:
+    """torch's flatten under a dynamic batch exports as Shape -> Slice -> Concat -> Reshape; the export folds it
+    to one Reshape with a constant shape (0 = keep that dimension), answering bit for bit the same."""
+    import onnx
+    import onnxruntime as ort
+
+    from facepoints.export import constant_flatten_shapes
+
+    ck = _checkpoint(tmp_path, "heatmap", 64, 3, widths=[8, 16, 16, 24, 32], depths=[1, 1, 1, 1], decoder=16)
+    folded = export_onnx(ck, tmp_path / "folded.onnx")
+    ops = [n.op_type for n in onnx.load(str(folded)).graph.node]
+    assert "Shape" not in ops and "Concat" not in ops and ops.count("Reshape") == 2
+    model, _ = load_checkpoint(ck)
+    raw = tmp_path / "raw.onnx"  # the same network straight from torch
+    torch.onnx.export(_OnnxHead(model).eval(), (torch.rand(2, 3, 64, 64),), str(raw), input_names=["image"],
+                      output_names=["points", "scores"], dynamic_axes={"image": {0: "batch"}, "points": {0: "batch"},
+                                                                         "scores": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    assert [n.op_type for n in onnx.load(str(raw)).graph.node].count("Shape") == 2
+    x = np.random.default_rng(0).random((5, 3, 64, 64), dtype=np.float32)
+    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"image": x})
+            for p in (raw, folded))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert constant_flatten_shapes(folded) == 0  # nothing left to fold
 
 
 def test_int8_export_quantises_the_backbone_keeps_the_head_float_and_stays_close(tmp_path: Path) -> None:
