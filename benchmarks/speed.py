@@ -62,8 +62,8 @@ def per_call_ms(fn, repeats: int, warmup: int = 20) -> float:
 
 
 class DlibClock:
-    """dlib's shape predictor on one face, re-timed around every model row: this VM's speed drifts by 20-30 %
-    within minutes, so each row is compared with dlib measured just before and after it."""
+    """dlib's shape predictor on one face, timed in alternation with each model row: this VM's speed drifts by
+    20-30 % within minutes, so each ratio comes from blocks of dlib calls and model calls run back to back."""
 
     def __init__(self, image: np.ndarray, box: np.ndarray, repeats: int) -> None:
         import dlib
@@ -73,21 +73,38 @@ class DlibClock:
         x0, y0, x1, y1 = box[0].round().astype(int)
         rect, img = dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), np.ascontiguousarray(image)
         self._call, self.repeats, self.runs = (lambda: pred(img, rect)), repeats, []
-        self.now()
 
-    def now(self) -> float:
-        self.runs.append(per_call_ms(self._call, self.repeats))
-        return self.runs[-1]
+    def paired(self, fn, pairs: int = 15) -> tuple[float, float, float]:
+        """(model ms, dlib ms, median of the per-pair ratios) over ``pairs`` back-to-back blocks of each, the
+        order alternating so neither always runs second."""
+        per_block = max(1, self.repeats // 5)
+        for _ in range(20):
+            fn()
+            self._call()
 
-    def around(self, measure) -> tuple[float, float]:
-        """``measure()`` and the mean of dlib's time just before and after it."""
-        before, value = self.runs[-1], measure()
-        return value, (before + self.now()) / 2
+        def block(f) -> float:
+            t = time.perf_counter()
+            for _ in range(per_block):
+                f()
+            return (time.perf_counter() - t) / per_block * 1000
+
+        ours, theirs = [], []
+        for k in range(pairs):
+            if k % 2:
+                ours.append(block(fn))
+                theirs.append(block(self._call))
+            else:
+                theirs.append(block(self._call))
+                ours.append(block(fn))
+        self.runs += theirs
+        ratio = statistics.median(a / b for a, b in zip(ours, theirs))
+        return statistics.median(ours), statistics.median(theirs), ratio
 
     def row(self) -> dict:
         ms = statistics.median(self.runs)
         return {"method": "dlib shape_predictor_68", "runtime": "dlib (C++)", "threads": 1, "ms_per_face_b1": ms,
-                "faces_per_s_b32": 1000 / ms, "dlib_ms_alongside": ms, "dlib_range": (min(self.runs), max(self.runs))}
+                "faces_per_s_b32": 1000 / ms, "dlib_ms_alongside": ms, "ratio_vs_dlib": 1.0,
+                "dlib_range": (min(self.runs), max(self.runs))}
 
 
 def onnx_row(name: str | Path, flip: bool, threads: int, image: np.ndarray, box: np.ndarray, repeats: int,
@@ -100,15 +117,18 @@ def onnx_row(name: str | Path, flip: bool, threads: int, image: np.ndarray, box:
     x = np.random.default_rng(0).random((1, model.channels, model.input_size, model.input_size), dtype=np.float32)
     net_ms = per_call_ms(lambda: model._session.run(None, {"image": x}), repeats)
 
-    def step() -> float:
-        return per_call_ms(lambda: model.landmarks(image, box), repeats)
+    def step() -> None:
+        model.landmarks(image, box)
 
-    step_ms, alongside = dlib.around(step) if dlib is not None else (step(), None)
+    if dlib is not None:
+        step_ms, alongside, ratio = dlib.paired(step)
+    else:
+        step_ms, alongside, ratio = per_call_ms(step, repeats), None, None
     boxes32 = np.repeat(box, 32, axis=0)  # the whole landmark step (crops, network, mapping) for 32 faces
     b32 = per_call_ms(lambda: model.landmarks(image, boxes32), max(10, repeats // 10), warmup=3)
     return {"method": label, "runtime": "onnxruntime " + model.card.precision.split()[0], "threads": threads,
             "net_ms_b1": net_ms, "ms_per_face_b1": step_ms, "faces_per_s_b32": 32000 / b32,
-            "dlib_ms_alongside": alongside}
+            "dlib_ms_alongside": alongside, "ratio_vs_dlib": ratio}
 
 
 def torch_row(name: str, threads: int, repeats: int) -> dict | None:
@@ -156,8 +176,7 @@ def report(rows: list[dict], e2e: list[dict], dlib_runs: list[float], prov: dict
              ("| method | runtime | threads | network ms (b=1) | landmark step ms/face (b=1) | "
               "landmark step faces/s (32 boxes per call) | step vs dlib |"), "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ref = r.get("dlib_ms_alongside")
-        ratio = f"{r['ms_per_face_b1'] / ref:.2f}x" if ref and np.isfinite(r["ms_per_face_b1"]) else ""
+        ratio = f"{r['ratio_vs_dlib']:.2f}x" if r.get("ratio_vs_dlib") is not None else ""
         net = f"{r['net_ms_b1']:.3f}" if "net_ms_b1" in r else ""
         step = f"{r['ms_per_face_b1']:.3f}" if np.isfinite(r["ms_per_face_b1"]) else ""
         fps = f"{r['faces_per_s_b32']:.0f}" if np.isfinite(r["faces_per_s_b32"]) else \
@@ -165,8 +184,10 @@ def report(rows: list[dict], e2e: list[dict], dlib_runs: list[float], prov: dict
         lines.append(f"| {r['method']} | {r['runtime']} | {r['threads']} | {net} | {step} | {fps} | {ratio} |")
     lines += ["", ("Landmark step = crop + network + mapping back to the image, box given (as dlib's row). "
               "dlib's faces/s is its per-face time inverted (it has no batch mode); ours runs the same whole step for "
-              "32 boxes in one call. 'step vs dlib' divides by dlib's time measured just before and after that row "
-              + (f"(dlib ranged {min(dlib_runs):.2f}-{max(dlib_runs):.2f} ms over this run; its row shows the median)."
+              "32 boxes in one call. 'step vs dlib' is the median ratio over 15 pairs of blocks, one of dlib's calls and "
+              "one of the row's, run back to back "
+              + (f"(dlib ranged {min(dlib_runs):.2f}-{max(dlib_runs):.2f} ms per call over this run's blocks; its "
+                 "row shows the median)."
                  if dlib_runs else "(dlib not installed).")), "",
               "## End to end, 640x480 photo with one face (1 thread)", "",
               "| model | faces found | detector ms | landmarks ms | total ms |", "|---|---:|---:|---:|---:|"]
