@@ -10,9 +10,7 @@ import torch
 
 from facepoints.checkpoint import load_checkpoint
 from facepoints.config import ConfigError
-from facepoints.datasets import load_dataset
 from facepoints.distill import Teacher, distill_loss
-from facepoints.geometry import prepare_input
 from facepoints.models import build_model
 from facepoints.train import train
 from tests.training_builders import pts_dataset, tiny_config
