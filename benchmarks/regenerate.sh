@@ -39,6 +39,7 @@ landmark_choices() {
   run duplicates $PY benchmarks/duplicates.py
   run refine_tol $PY benchmarks/detected_boxes.py --split validation
   run flip_tta $PY benchmarks/flip_tta.py
+  run held_out_regions $PY benchmarks/held_out_regions.py
   run training_curves $PY benchmarks/training_curves.py
 }
 
