@@ -51,14 +51,16 @@ def per_call_ms(fn, repeats: int, warmup: int = 20) -> float:
     """Median of 5 blocks of calls: robust to the other core's bursts."""
     for _ in range(warmup):
         fn()
-    blocks = []
     per_block = max(1, repeats // 5)
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(per_block):
-            fn()
-        blocks.append((time.perf_counter() - t) / per_block * 1000)
-    return statistics.median(blocks)
+    return statistics.median(block_ms(fn, per_block) for _ in range(5))
+
+
+def block_ms(fn, calls: int) -> float:
+    """Mean ms per call over ``calls`` calls in a row."""
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t) / calls * 1000
 
 
 class DlibClock:
@@ -81,21 +83,14 @@ class DlibClock:
         for _ in range(20):
             fn()
             self._call()
-
-        def block(f) -> float:
-            t = time.perf_counter()
-            for _ in range(per_block):
-                f()
-            return (time.perf_counter() - t) / per_block * 1000
-
         ours, theirs = [], []
         for k in range(pairs):
             if k % 2:
-                ours.append(block(fn))
-                theirs.append(block(self._call))
+                ours.append(block_ms(fn, per_block))
+                theirs.append(block_ms(self._call, per_block))
             else:
-                theirs.append(block(self._call))
-                ours.append(block(fn))
+                theirs.append(block_ms(self._call, per_block))
+                ours.append(block_ms(fn, per_block))
         self.runs += theirs
         ratio = statistics.median(a / b for a, b in zip(ours, theirs))
         return statistics.median(ours), statistics.median(theirs), ratio
