@@ -136,6 +136,33 @@ def region_nme(
     return out
 
 
+def contour_nme(
+    pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, scheme: PointScheme, region: str = "jaw"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-face NME of a contour region split into (along, across) the ground-truth contour, each (N,).
+
+    A contour such as the 300-W jaw has no anatomical point along it, so
+    annotators disagree mostly about where on the line a point sits; this
+    separates that sliding from errors off the line. The region's indices are
+    taken as the contour's order; the tangent at a point joins its neighbours.
+    """
+    p, g, m = _as_batch(pred, gt, mask)
+    ix = list(scheme.regions[region])
+    d = _scheme_normaliser(g, m, scheme, None)
+    gr, er, mr = g[:, ix], p[:, ix] - g[:, ix], m[:, ix]
+    nxt, prv = np.r_[1:len(ix), len(ix) - 1], np.r_[0, 0:len(ix) - 1]
+    tangent = gr[:, nxt] - gr[:, prv]
+    length = np.linalg.norm(tangent, axis=-1, keepdims=True)
+    ok = mr & mr[:, nxt] & mr[:, prv] & (length[..., 0] > _EPS_NORM) & np.isfinite(er).all(axis=-1)
+    unit = tangent / np.where(length > _EPS_NORM, length, 1.0)
+    along = np.abs((er * unit).sum(axis=-1))
+    across = np.abs(er[..., 0] * unit[..., 1] - er[..., 1] * unit[..., 0])
+    count = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        split = [np.where(count > 0, np.where(ok, e, 0.0).sum(axis=1) / count, np.nan) / d for e in (along, across)]
+    return split[0], split[1]
+
+
 def _valid_errors(errors) -> np.ndarray:
     e = np.asarray(errors, dtype=np.float64).reshape(-1)
     return e[~np.isnan(e)]  # inf (failed prediction) is kept: it is a failure

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from facepoints.metrics import auc, ced, compute_metrics, failure_rate, nme, region_nme
+from facepoints.metrics import auc, ced, compute_metrics, contour_nme, failure_rate, nme, region_nme
 from facepoints.reports import markdown_table
 from facepoints.schemes import load_scheme
 from tests.evaluation_fixtures import GT, OFFSETS, TOY, toy_result
@@ -60,6 +60,24 @@ def test_region_nme():
     assert set(r) == {"eyes", "lower"}
     np.testing.assert_allclose(r["eyes"], [(1 + 0) / 2 / 10, 0.0], atol=1e-12)
     np.testing.assert_allclose(r["lower"], [(5 + 2) / 2 / 10, (0 + 4) / 2 / 20], atol=1e-12)
+
+
+def test_contour_nme_splits_sliding_along_the_jaw_from_errors_off_it():
+    scheme = load_scheme("ibug68")
+    gt = np.zeros((2, 68, 2))
+    gt[:, :, 0] = np.arange(68) * 2.0  # the jaw a straight horizontal line
+    gt[:, 36], gt[:, 45] = (0.0, -10.0), (40.0, -10.0)  # eye corners 40 px apart
+    pred = gt.copy()
+    pred[0, :17, 0] += 4.0  # face 0 slides along the line, face 1 moves off it
+    pred[1, :17, 1] += 2.0
+    mask = np.ones((2, 68), bool)
+    mask[1, 3] = False  # a masked point counts neither way
+    along, across = contour_nme(pred, gt, mask, scheme, "jaw")
+    np.testing.assert_allclose(along, [4 / 40, 0.0], atol=1e-12)
+    np.testing.assert_allclose(across, [0.0, 2 / 40], atol=1e-12)
+    pred[0, 5] = np.nan
+    along, _ = contour_nme(pred, gt, None, scheme, "jaw")
+    assert along[0] == pytest.approx(4 / 40)  # an unpredicted point is left out here; nme() calls it a failure
 
 
 def test_failure_rate_auc_ced():
