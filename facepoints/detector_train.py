@@ -42,6 +42,7 @@ from facepoints.detector_data import (
     load_negatives,
     natural_scene,
     photos_from_samples,
+    searched_photos,
 )
 from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet, count_parameters
 from facepoints.detectors.base import nms
@@ -142,6 +143,7 @@ class SceneDataset(Dataset):
 
     def __init__(self, photos: list[FacePhoto], negatives: list[np.ndarray], cfg: DetectorTrainConfig) -> None:
         self.photos, self.negatives, self.cfg = photos, negatives, cfg
+        self.searched = searched_photos(photos)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -149,7 +151,7 @@ class SceneDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
-        scene = compose_scene(self.photos, self.negatives, self.cfg.scene, rng)
+        scene = compose_scene(self.photos, self.negatives, self.cfg.scene, rng, self.searched)
         s = self.cfg.scene.size
         targets = level_targets(scene.boxes, scene.ignore, s, s)
         return (torch.from_numpy(scene.image).permute(2, 0, 1).contiguous(), *map(torch.from_numpy, targets))
@@ -232,7 +234,8 @@ def validate(net: FaceDetectorNet, scenes: list[Scene], nms_iou: float) -> list[
 
 def validation_scenes(photos: list[FacePhoto], negatives: list[np.ndarray], cfg: DetectorTrainConfig) -> list[Scene]:
     rng = np.random.default_rng([cfg.seed, 99991])
-    composed = [compose_scene(photos, negatives, cfg.scene, rng) for _ in range(cfg.data.val_scenes)]
+    searched = searched_photos(photos)
+    composed = [compose_scene(photos, negatives, cfg.scene, rng, searched) for _ in range(cfg.data.val_scenes)]
     picks = rng.permutation(len(photos))[: cfg.data.val_natural]
     return composed + [natural_scene(photos[i], cfg.scene.size) for i in picks]
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from facepoints.config import load_config, path_field, save_config
-from facepoints.detector_data import FacePhoto, Scene, compose_scene, natural_scene
+from facepoints.detector_data import FacePhoto, Scene, compose_scene, natural_scene, searched_photos
 from facepoints.detector_train import _prepare, atomic_save, load_detector_config
 from facepoints.detectors.base import box_iou
 from facepoints.detectors.cnn import CnnDetector
@@ -164,8 +164,9 @@ def mining_sets(cfg: VerifierTrainConfig, out: Path) -> dict[str, tuple[list[Fac
     for split, photos, n, negs in (("train", train, cfg.data.composed_scenes, negatives[::2]),
                                    ("val", val, cfg.data.val_composed_scenes, negatives[1::2])):
         rng = np.random.default_rng([cfg.seed, 0 if split == "train" else 1])
-        natural = [natural_scene(p, cfg.data.natural_max_side) for p in photos if p.max_context > 100]
-        composed = [compose_scene(photos, negatives, dcfg.scene, rng) for _ in range(n)]
+        searched = searched_photos(photos)
+        natural = [natural_scene(p, cfg.data.natural_max_side) for p in searched]
+        composed = [compose_scene(photos, negatives, dcfg.scene, rng, searched) for _ in range(n)]
         empty = [Scene(img, np.zeros((0, 4)), np.zeros((0, 4))) for img in negs]
         sets[split] = (photos, natural + composed + empty)
     return sets

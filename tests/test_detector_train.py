@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from facepoints.detector_data import FacePhoto, Scene, SceneConfig, _paste, compose_scene, natural_scene
+from facepoints.detector_data import (
+    FacePhoto,
+    Scene,
+    SceneConfig,
+    _paste,
+    _warp_into,
+    compose_scene,
+    feathered_alpha,
+    natural_scene,
+)
 from facepoints.detector_model import STRIDES, ExportWrapper, FaceDetectorNet
 from facepoints.detector_train import detection_loss, iou_loss, level_targets, load_detector_config, train_detector
 from facepoints.geometry import tight_box
@@ -47,6 +56,28 @@ def test_iou_loss_is_zero_for_the_true_box_and_grows_with_the_error() -> None:
 def _photo(seed: int = 0) -> FacePhoto:
     img, pts = synthetic_face(160, seed)
     return FacePhoto(img, [pts.astype(np.float64)], np.zeros((0, 4)), f"p{seed}")
+
+
+def test_a_paste_is_warped_only_where_it_lands_with_the_pixels_a_whole_scene_warp_gives() -> None:
+    photo = _photo(1).image
+    m = cv2.getRotationMatrix2D((80.0, 80.0), 33.0, 0.7)
+    m[:, 2] += (40.0, 25.0)
+    whole = cv2.warpAffine(photo, m, (256, 256), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    part = _warp_into(photo, m, (37, 90, 181, 200), cv2.BORDER_REFLECT101)
+    assert part.shape == (110, 144, 3)
+    diff = np.abs(part.astype(int) - whole[90:200, 37:181])
+    assert (diff > 0).mean() < 1e-3  # OpenCV's 1/32-pixel fixed point rounds a few edge pixels the other way
+    assert diff.max() <= 255 // 32 + 1
+
+
+@pytest.mark.parametrize("shape, feather", [((120, 90), 14), ((40, 64), 3), ((30, 30), 1)])
+def test_the_separable_feather_is_the_blurred_rectangle(shape: tuple[int, int], feather: int) -> None:
+    rect = np.zeros(shape, np.float32)
+    rect[feather:-feather, feather:-feather] = 1.0
+    blurred = cv2.GaussianBlur(rect, (0, 0), feather / 2 + 0.1) if feather > 1 else rect
+    alpha = feathered_alpha(*shape, feather)
+    assert alpha.shape == shape
+    assert np.abs(alpha - blurred).max() < 1e-5
 
 
 def test_a_rolled_paste_moves_the_pixels_and_the_box_together() -> None:
