@@ -233,9 +233,14 @@ def calibration_crops(checkpoint: str | Path, n: int = 200, dataset: str | None 
 
 
 def quantize_onnx(fp32_path: str | Path, out: str | Path, crops: np.ndarray | Sequence[np.ndarray],
-                  float_stem: bool = True) -> Path:
+                  float_stem: bool = True, reduce_range: bool = True) -> Path:
     """Static int8 (QDQ, per-channel weights) of everything but the head (and the stem, with ``float_stem``):
-    ~1.5x faster than float on CPUs with VNNI. ``crops``: (C, H, W) inputs, or (1, C, H, W) ones of any sizes."""
+    ~1.5x faster than float on CPUs with VNNI. ``crops``: (C, H, W) inputs, or (1, C, H, W) ones of any sizes.
+
+    ``reduce_range`` keeps weights within 7 bits. Without VNNI, onnxruntime's x86 kernels add pairs of
+    uint8 x int8 products in 16 bits, which saturate with 8-bit weights: the same file then gives other
+    points on an AVX2-only CPU than on a VNNI one. With 7 bits the pair sums fit, so every CPU computes
+    the same integers."""
     import tempfile
 
     import onnx
@@ -257,7 +262,7 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, crops: np.ndarray | Se
         keep_float = head_nodes(graph) | (stem_nodes(graph) if float_stem else set())
         quantize_static(
             str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
             # Relu too, or a Q/DQ pair splits every Conv + Relu
             op_types_to_quantize=["Conv", "Add", "Relu"], nodes_to_exclude=sorted(keep_float),
         )
@@ -281,7 +286,7 @@ def export_int8(checkpoint: str | Path, out: str | Path, *, name: str | None = N
         fp32 = export_onnx(checkpoint, Path(tmp) / "fp32.onnx", name=name or out.stem, int8=True)
         quantize_onnx(fp32, out, crops)
         card = ModelCard.for_model(fp32)
-    card.precision = (f"int8 backbone and decoder (static QDQ, per-channel weights, {n_calibration} calibration "
+    card.precision = (f"int8 backbone and decoder (static QDQ, per-channel 7-bit weights, {n_calibration} calibration "
                       f"faces from {calibration or 'the training data'}); float stem, head and soft-argmax")
     card.write(out)
     return out
