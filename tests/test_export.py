@@ -144,3 +144,22 @@ def test_trained_checkpoint_exports_faithfully(tmp_path: Path, real_data: Path) 
         moved.append(np.linalg.norm(pa - pb, axis=1).mean() / d)
     assert min(spread) > 1.0  # a trained fit: the points span the face, not the box centre
     assert np.mean(moved) < 0.01  # int8 moves points by under 1 % of the eye distance on average
+
+
+def test_every_shipped_int8_model_keeps_weights_within_7_bits() -> None:
+    """onnxruntime's x86 kernels without VNNI add pairs of uint8 x int8 products in 16 bits: 8-bit weights
+    saturate there, and the same file then answers differently on different CPUs (benchmarks/quantization.py)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from facepoints.card import ModelCard
+    from facepoints.inference import available_models, model_dir
+
+    int8 = [n for n in available_models() if ModelCard.for_model(model_dir() / f"{n}.onnx").precision.startswith("int8")]
+    assert {"default", "fast"} <= set(int8)
+    for name in int8:
+        graph = onnx.load(str(model_dir() / f"{name}.onnx")).graph
+        weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        assert weights, f"{name}: no int8 weights"
+        largest = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+        assert 2 * 255 * largest <= 2**15 - 1, f"{name}: int8 weights up to {largest} overflow 16-bit pair sums"
