@@ -96,10 +96,14 @@ def retrain(name: str, card) -> str:
     from facepoints.checkpoint import read_checkpoint
     from facepoints.export import retrain_command
 
-    line = retrain_command(read_checkpoint(ROOT / "checkpoints" / f"{name}.pt"), name, int8="int8" in card.precision)
-    if card.score_calibration:
-        line += (f" && python benchmarks/calibrate_scores.py --model facepoints/weights/{name}.onnx --write-card"
-                 " && python benchmarks/not_a_face.py --write-card")
+    ck = read_checkpoint(ROOT / "checkpoints" / f"{name}.pt")
+    line = retrain_command(ck, name, int8="int8" in card.precision)
+    if card.score_calibration:  # as benchmarks/regenerate.sh runs them: each model's own recipe and card
+        own = name != "default"
+        calibrate = f" --config configs/{ck['config']['name']}.yaml --out benchmarks/results/{name}" if own else ""
+        cut = f" --model {name} --out benchmarks/results/not_a_face_{name}" if own else ""
+        line += (f" && python benchmarks/calibrate_scores.py --model facepoints/weights/{name}.onnx{calibrate}"
+                 f" --write-card && python benchmarks/not_a_face.py{cut} --write-card")
     return line + " && python benchmarks/shipped.py"
 
 
