@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from detection import provenance_block, rotate
 
-from facepoints.detector_data import FacePhoto, Scene, natural_scene
+from facepoints.detector_data import FacePhoto, Scene, natural_scene, searched_photos
 from facepoints.detector_train import _prepare, load_detector_config, validation_scenes
 from facepoints.detectors import build_detector
 from facepoints.detectors.evaluate import PR_FLOOR, LabelledPhoto, run_detector
@@ -70,7 +70,7 @@ def validation_sets(config: str | Path, cache: Path) -> dict[str, list[Scene]]:
             _, val, negatives = _prepare(cfg, Path(cfg.out_dir) if Path(cfg.out_dir).is_dir() else Path(tmp))
         scenes = validation_scenes(val, negatives[::-1], cfg)
         n = cfg.data.val_scenes
-        searched = [p for p in val if p.max_context > 100]
+        searched = searched_photos(val)
         sets = {"composed": scenes[:n], "natural": scenes[n:],
                 "enlarged": [enlarged(natural_scene(p, 10_000)) for p in searched],
                 "rotated": [rotated(p, ROLLS[i % len(ROLLS)]) for i, p in enumerate(val[::3])]}

@@ -228,7 +228,7 @@ def _paste(scene: Scene, photo: FacePhoto, face_side: float, cfg: SceneConfig, r
     m_src = m.copy()
     m_src[:, 2] += m[:, :2] @ np.array([int(region[0]), int(region[1])])
     roi = _scene_roi(footprint, cfg.size)
-    feather = max(1, int(rng.uniform(*cfg.feather) * min(src.shape[:2])))
+    feather = max(1, int(rng.uniform(*cfg.feather) * min(src.shape[:2])))  # drawn even off-scene: same stream
     if roi is not None:
         alpha = feathered_alpha(*src.shape[:2], feather)
         warped = _warp_into(src, m_src, roi, cv2.BORDER_CONSTANT)
