@@ -70,16 +70,8 @@ def one_face(model, image: np.ndarray) -> np.ndarray:
     return faces[0].points
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None)
-    args = ap.parse_args()
-    model = facepoints.load(args.model)
-    photo = read_image(sample_image_path())
-    pts = one_face(model, photo)
-    crop = (slice(20, 300), slice(90, 370))
-
-    # alignment: the photo and a rotated, shrunk copy give the same crop
+def align_picture(model, photo: np.ndarray, pts: np.ndarray, crop: tuple[slice, slice]) -> None:
+    """The photo and a rotated, shrunk copy give the same aligned crop."""
     turned = moved(photo, 20, 0.8, (512, 512))
     pts_t = one_face(model, turned)
     panels = []
@@ -91,7 +83,9 @@ def main() -> None:
         panels.append(label(aligned, "aligned 112x112", scale=0.5))
     save("align.jpg", row(*panels, height=260))
 
-    # head pose: the photo, its mirror image (yaw and roll flip sign) and a tilted copy
+
+def pose_picture(model, photo: np.ndarray, crop: tuple[slice, slice]) -> None:
+    """The photo, its mirror image (yaw and roll flip sign) and a tilted copy."""
     panels = []
     mirrored = np.ascontiguousarray(photo[:, ::-1])
     tilted = moved(photo, -15, 1.0, (512, 512))
@@ -103,7 +97,9 @@ def main() -> None:
         panels.append(label(out[crop], f"{name}\n{pose_label(hp)}"))
     save("pose.jpg", row(*panels))
 
-    # expression cues: the measured segments and their values
+
+def expression_picture(photo: np.ndarray, pts: np.ndarray) -> None:
+    """The measured segments and their values."""
     cues = expression_cues(pts)
     face = cv2.resize(draw_cues(photo, pts, thickness=1)[60:230, 150:320], (340, 340), interpolation=cv2.INTER_CUBIC)
     board = np.full((340, 400, 3), 250, np.uint8)
@@ -121,7 +117,9 @@ def main() -> None:
                 1, cv2.LINE_AA)
     save("expression.jpg", row(face, board, height=340))
 
-    # AR: several faces in one picture (copies of the sample face), glasses and a moustache
+
+def ar_picture(model, photo: np.ndarray) -> None:
+    """Several faces in one picture (copies of the sample face), glasses and a moustache."""
     group = np.full((420, 900, 3), 235, np.uint8)
     placements = ((0, 0.62, (-40, -20), False), (-14, 0.5, (300, 30), True), (12, 0.55, (560, -10), False))
     for angle, scale, shift, flip in placements:
@@ -138,7 +136,10 @@ def main() -> None:
                               label(apply_effect(group, [f.points for f in faces], "moustache"),
                                     "--effect moustache")]))
 
-    # video: frames of a tracked clip (the sample face and its mirror image moving), ids, points, pose, glasses
+
+def video_picture(model, photo: np.ndarray, pts: np.ndarray) -> None:
+    """Frames of a tracked clip (the sample face and its mirror image moving): ids, points, pose, glasses."""
+    mirrored = np.ascontiguousarray(photo[:, ::-1])
     mirror_pts = pts.copy()
     mirror_pts[:, 0] = photo.shape[1] - 1 - mirror_pts[:, 0]
     mirror_pts = mirror_pts[model.scheme.flip_permutation()]
@@ -152,6 +153,20 @@ def main() -> None:
             shots.append(label(draw_tracked(frame, faces_, cfg), f"frame {i}"))
     save("video.jpg", row(*shots, height=240))
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args()
+    model = facepoints.load(args.model)
+    photo = read_image(sample_image_path())
+    pts = one_face(model, photo)
+    crop = (slice(20, 300), slice(90, 370))
+    align_picture(model, photo, pts, crop)
+    pose_picture(model, photo, crop)
+    expression_picture(photo, pts)
+    ar_picture(model, photo)
+    video_picture(model, photo, pts)
 
 if __name__ == "__main__":
     main()

@@ -447,5 +447,3 @@ def test_load_any_runs_a_checkpoint_like_its_export(name: str, tmp_path: Path) -
     assert np.abs(torch_model.landmarks(photo, boxes) - onnx_model.landmarks(photo, boxes)).max() < 1e-3
     (a,), (b,) = torch_model.detect(photo), onnx_model.detect(photo)
     assert np.abs(a.points - b.points).max() < 1e-2
-
-

@@ -164,3 +164,19 @@ def test_a_detector_built_by_name_gets_the_models_thread_budget() -> None:
     assert load(threads=1).detector.threads == 1
     assert load(threads=1, detector="haar").detector.threads == 1
     assert load().detector.threads is None  # onnxruntime's own default
+
+
+def test_detects_tuning_constants_are_the_ones_chosen_on_held_out_photos() -> None:
+    """The re-crop tolerance and duplicate IoU are chosen by benchmarks on held-out photos; a rerun that chose
+    another value must move the constant too (and the published detection figures with it)."""
+    import json
+
+    from facepoints.refine import DUPLICATE_IOU, REFINE_TOL
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+    def chosen(name: str, key: str) -> float:
+        return json.loads((results / f"{name}.json").read_text(encoding="utf-8"))[key]
+
+    assert DUPLICATE_IOU == chosen("duplicates", "chosen_duplicate_iou")
+    assert REFINE_TOL == chosen("detected_boxes_validation", "chosen_refine_tol")
