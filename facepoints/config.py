@@ -139,7 +139,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=value`` strings; values are parsed as YAML (so 3e-4, true, [1, 2] work)."""
+    """Apply ``a.b=value`` strings; values are parsed as YAML (so 3e-4, true, [1, 2] work), and ``a.b=`` is the
+    empty string (``-o teacher=`` turns distillation off), not YAML's null."""
     out = yaml.safe_load(yaml.safe_dump(data)) or {}
     for item in overrides:
         if "=" not in item:
@@ -151,7 +152,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
     return out
 
 

@@ -72,6 +72,32 @@ def heatmap_loss(heatmaps: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return _masked_mean(js, mask)
 
 
+def star_loss(heatmaps: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eigen_weight: float) -> torch.Tensor:
+    """STAR (Zhou et al., CVPR 2023): each error measured in units of its own heatmap's spread, along its axes.
+
+    A jaw point's heatmap spreads along the contour, where annotators place
+    it differently; an error of the same length costs less along that line
+    than across it, so the model stops chasing annotation noise. This is the
+    Mahalanobis form, sqrt(e' S^-1 e) through a smooth L1, with S the
+    heatmap's covariance: no eigendecomposition, whose gradient is unbounded
+    for round heatmaps. ``eigen_weight`` times trace(S) keeps the spread from
+    growing to make every error cheap. Units: coordinates in [-1, 1] as the paper's.
+    """
+    h, w = heatmaps.shape[-2:]
+    xs, ys = 2 * cell_centres(w, heatmaps.device) - 1, 2 * cell_centres(h, heatmaps.device) - 1
+    px, py = heatmaps.sum(-2), heatmaps.sum(-1)  # marginals (N, K, w), (N, K, h)
+    mx, my = (px * xs).sum(-1), (py * ys).sum(-1)
+    dx, dy = xs - mx.unsqueeze(-1), ys - my.unsqueeze(-1)
+    unbiased = (1 - (heatmaps**2).sum((-2, -1))).clamp_min(1e-3)
+    sxx, syy = (px * dx**2).sum(-1) / unbiased, (py * dy**2).sum(-1) / unbiased
+    sxy = (heatmaps * dy.unsqueeze(-1) * dx.unsqueeze(-2)).sum((-2, -1)) / unbiased
+    ex, ey = 2 * target[..., 0] - 1 - mx, 2 * target[..., 1] - 1 - my
+    det = (sxx * syy - sxy**2).clamp_min(1e-8)
+    d = torch.sqrt((syy * ex**2 - 2 * sxy * ex * ey + sxx * ey**2) / det + 1e-8)
+    per = nn.functional.smooth_l1_loss(d, torch.zeros_like(d), reduction="none") + eigen_weight * (sxx + syy)
+    return _masked_mean(per, mask)
+
+
 def applied_offset(table: torch.Tensor, conv: torch.Tensor | None, flipped: torch.Tensor | None,
                    flip_index: torch.Tensor | None) -> torch.Tensor:
     """Each sample's (K, 2) offset: its convention's, mirrored when the sample was mirrored.
@@ -91,18 +117,20 @@ def applied_offset(table: torch.Tensor, conv: torch.Tensor | None, flipped: torc
 def total_loss(out: dict[str, torch.Tensor], target: torch.Tensor, mask: torch.Tensor, o: OptimConfig,
                flipped: torch.Tensor | None = None, conv: torch.Tensor | None = None,
                flip_index: torch.Tensor | None = None) -> torch.Tensor:
-    """Coordinate loss + confidence and heatmap terms.
+    """Coordinate loss + confidence, heatmap and STAR terms.
 
     A model with a ``point_offset`` adds each sample's convention offset
     (mirrored for mirrored samples) to its raw points, so the heatmaps learn
     one symmetric, convention-free face (see models.HeatmapNet).
     """
-    heat_target = target
+    heat_target = star_target = target
     if "point_offset" in out:
         off = applied_offset(out["point_offset"], conv, flipped, flip_index)
         out = {**out, "points": out["raw_points"] + off}
-        heat_target = target - off.detach()
-    loss = LOSSES[o.loss](out["points"], target, mask)
+        heat_target, star_target = target - off.detach(), target - off  # STAR alone may teach the offsets
+    loss = o.coord_weight * LOSSES[o.loss](out["points"], target, mask)
+    if o.star_weight:
+        loss = loss + o.star_weight * star_loss(out["heatmaps"], star_target, mask, o.star_eigen_weight)
     if "score_logits" in out and o.score_weight:
         loss = loss + o.score_weight * score_loss(out, target, mask, o.score_tau)
     if "heatmaps" in out and o.heatmap_weight:

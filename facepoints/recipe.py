@@ -60,6 +60,9 @@ class OptimConfig:
     heatmap_weight: float = 0.0  # weight of the heatmap-shape regulariser (JS divergence to a Gaussian), 0 = off
     heatmap_sigma: float = 1.0  # that Gaussian's sigma, in heatmap cells
     distill_weight: float = 1.0  # weight of the teacher's points (with ``teacher``), in the coordinate loss's units
+    coord_weight: float = 1.0  # weight of the coordinate loss (``loss``); 0 leaves the points to the STAR term
+    star_weight: float = 0.0  # weight of the STAR term (losses.star_loss), 0 = off
+    star_eigen_weight: float = 1.0  # STAR's restriction on the heatmaps' spread (trace of the covariance)
 
 
 @dataclass
@@ -90,6 +93,10 @@ def check_config(cfg: TrainConfig, scheme: PointScheme) -> None:
         raise ConfigError(f"optim.lr must be a number >= 0, not {o.lr}")
     if o.loss not in LOSSES:
         raise ConfigError(f"optim.loss {o.loss!r} is not one of {sorted(LOSSES)}")
+    if o.coord_weight < 0 or o.star_weight < 0 or (o.coord_weight == 0 and o.star_weight == 0):
+        raise ConfigError("optim.coord_weight and optim.star_weight must be >= 0, and one of them > 0")
+    if o.star_weight and cfg.model.name != "heatmap":
+        raise ConfigError(f"optim.star_weight needs a heatmap model (model.name: heatmap), not {cfg.model.name!r}")
     if not cfg.data.train:
         raise ConfigError("config has no training data (data.train)")
     if not cfg.data.val and not 0 < cfg.data.val_fraction < 1:

@@ -103,11 +103,19 @@ def test_training_config_refuses_runs_that_cannot_train(tmp_path: Path) -> None:
     for override, message in (("optim.epochs=-1", "optim.epochs must be at least 1"),
                               ("optim.epochs=0", "optim.epochs must be at least 1"),
                               ("optim.batch_size=0", "batch_size"), ("optim.loss=huber", "optim.loss"),
-                              ("data.val_fraction=1.5", "val_fraction")):
+                              ("data.val_fraction=1.5", "val_fraction"),
+                              ("optim.star_weight=1", "needs a heatmap model"),
+                              ("optim.coord_weight=0", "one of them > 0")):
         cfg = load_train_config(ROOT / "configs" / "seed_baseline.yaml", [override])
         with pytest.raises(ConfigError, match=message):
             check_config(cfg, load_scheme(cfg.data.scheme))
     assert isinstance(TrainConfig(), TrainConfig)
+
+
+def test_an_empty_override_clears_a_path() -> None:
+    """``-o teacher=`` turns distillation off (it once became None and failed as 'no checkpoint file None')."""
+    assert load_train_config(ROOT / "configs" / "default.yaml").teacher.endswith("input112.pt")
+    assert load_train_config(ROOT / "configs" / "default.yaml", ["teacher="]).teacher == ""
 
 
 def _write(path: Path, text: str) -> Path:
@@ -181,7 +189,7 @@ def _differences(recipe: object, saved: object, default: object, where: str = ""
     return [] if recipe == saved else [f"{where}: recipe {recipe!r}, checkpoint {saved!r}"]
 
 
-@pytest.mark.parametrize("checkpoint", ["default", "fast", "input112", "kaggle15", "seed_baseline"])
+@pytest.mark.parametrize("checkpoint", ["accurate", "default", "fast", "input112", "kaggle15", "seed_baseline"])
 def test_each_kept_checkpoint_is_what_its_config_trains(checkpoint: str) -> None:
     """One command retrains each shipped model: the config in configs/ is the recipe its checkpoint was trained by."""
     import torch

@@ -1,11 +1,11 @@
-"""Training losses and the validation NME (torch): masks, the heatmap regulariser, mirrored convention offsets."""
+"""Training losses and the validation NME (torch): masks, the heatmap regulariser, STAR, mirrored convention offsets."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from facepoints.losses import LOSSES, heatmap_loss, nme_batch
+from facepoints.losses import LOSSES, heatmap_loss, nme_batch, star_loss
 
 
 def test_masked_points_do_not_enter_the_loss() -> None:
@@ -47,6 +47,65 @@ def test_heatmap_regulariser_prefers_one_peak_at_the_point_and_ignores_masked_po
     out = heatmap_loss(shifted, target, mask, 1.0)
     out.backward()
     assert float(out.detach()) < 1e-6 and float(shifted.grad[0, 0].abs().sum()) == 0.0
+
+
+def _gaussian_heatmap(centre: tuple[float, float], sx: float, sy: float, side: int = 24) -> torch.Tensor:
+    """(1, 1, side, side) normalised heatmap: a Gaussian of sigmas sx, sy (normalised units) at ``centre``."""
+    from facepoints.models import cell_centres
+
+    c = cell_centres(side)
+    g = torch.exp(-0.5 * ((c[None, :] - centre[0]) / sx) ** 2 - 0.5 * ((c[:, None] - centre[1]) / sy) ** 2)
+    return (g / g.sum()).view(1, 1, side, side)
+
+
+def test_star_charges_an_error_along_a_long_heatmap_less_than_across_it() -> None:
+    """A heatmap spread along x (a jaw point's contour, say): the same error costs less along x than along y,
+    a round heatmap charges both alike, and the error is measured in units of the heatmap's own spread."""
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    long_x = _gaussian_heatmap((0.5, 0.5), 0.12, 0.03)
+    along = float(star_loss(long_x, torch.tensor([[[0.55, 0.5]]]), mask, eigen_weight=0.0))
+    across = float(star_loss(long_x, torch.tensor([[[0.5, 0.55]]]), mask, eigen_weight=0.0))
+    assert 0 < along < across / 4
+    round_ = _gaussian_heatmap((0.5, 0.5), 0.05, 0.05)
+    x = float(star_loss(round_, torch.tensor([[[0.6, 0.5]]]), mask, eigen_weight=0.0))
+    y = float(star_loss(round_, torch.tensor([[[0.5, 0.6]]]), mask, eigen_weight=0.0))
+    assert x == pytest.approx(y, rel=1e-4)
+    assert x == pytest.approx(2 - 0.5, rel=0.05)  # 2 sigmas away: smooth L1 of 2 is 1.5
+    spread = float(star_loss(round_, torch.tensor([[[0.5, 0.5]]]), mask, eigen_weight=1.0))
+    var = 0.05**2 + (1 / 24) ** 2 / 12  # a sampled Gaussian's variance: sigma^2 plus a cell's (Sheppard)
+    assert spread == pytest.approx(2 * 4 * var, rel=0.02)  # the covariance's trace, in [-1, 1] units
+
+
+def test_star_gradients_stay_finite_for_round_and_one_cell_heatmaps_and_skip_masked_points() -> None:
+    one_cell = torch.zeros(1, 1, 24, 24)
+    one_cell[0, 0, 12, 12] = 1.0
+    heat = torch.cat([_gaussian_heatmap((0.4, 0.6), 0.05, 0.05), one_cell], dim=1).requires_grad_(True)
+    target = torch.tensor([[[0.45, 0.6], [0.9, 0.1]]])
+    mask = torch.tensor([[True, False]])
+    star_loss(heat, target, mask, eigen_weight=1.0).backward()
+    assert torch.isfinite(heat.grad).all() and float(heat.grad[0, 0].abs().sum()) > 0
+    assert float(heat.grad[0, 1].abs().sum()) == 0.0
+    mask[0, 1] = True
+    heat.grad = None
+    loss = star_loss(heat, target, mask, eigen_weight=1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(heat.grad).all()
+
+
+def test_star_alone_still_teaches_the_convention_offsets() -> None:
+    """With the coordinate loss off, the points' only teacher is STAR: the offsets must get its gradient."""
+    from facepoints.losses import total_loss
+    from facepoints.recipe import OptimConfig
+
+    o = OptimConfig(loss="l1", score_weight=0.0, heatmap_weight=0.0, coord_weight=0.0, star_weight=1.0)
+    heat = _gaussian_heatmap((0.5, 0.5), 0.05, 0.05)
+    table = torch.zeros(2, 1, 2, requires_grad=True)
+    out = {"points": torch.full((1, 1, 2), 0.5), "raw_points": torch.full((1, 1, 2), 0.5), "point_offset": table,
+           "heatmaps": heat}
+    target = torch.tensor([[[0.55, 0.5]]])
+    loss = total_loss(out, target, torch.ones(1, 1, dtype=torch.bool), o, None, torch.tensor([1]), None)
+    loss.backward()
+    assert float(table.grad[1, 0, 0]) < 0 and float(table.grad[0].abs().sum()) == 0.0  # moves convention 1 right
 
 
 def test_convention_offsets_are_mirrored_for_mirrored_samples() -> None:
