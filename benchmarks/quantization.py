@@ -1,6 +1,6 @@
 """Which int8 recipe to ship: held-out NME and network time of float32 and of int8 variants (stem, weight bits).
 
-    python benchmarks/quantization.py [--models default fast]
+    python benchmarks/quantization.py [--models default fast accurate]
 
 Each shipped checkpoint (checkpoints/<model>.pt) is exported four ways and
 run by onnxruntime on its recipe's validation faces (10 % of the training
@@ -46,7 +46,8 @@ VARIANTS = ("float32", *INT8)
 def validation_faces(checkpoint: Path) -> tuple[list[tuple], list[str], tuple[int, int]]:
     """The checkpoint's recipe's held-out faces as model inputs: (crops, targets, masks, convention index)."""
     ck = read_checkpoint(checkpoint)
-    cfg = load_train_config(ROOT / "configs" / f"{ck['config']['name']}.yaml")
+    saved = Path(checkpoint).parent / "config.yaml"  # a run's own (an ablation's recipe file has another name)
+    cfg = load_train_config(saved if saved.is_file() else ROOT / "configs" / f"{ck['config']['name']}.yaml")
     scheme = load_scheme(cfg.data.scheme)
     with tempfile.TemporaryDirectory() as tmp:
         _, val = prepare_samples(cfg, scheme, Path(tmp), progress=False)
@@ -127,7 +128,7 @@ def write(results: dict, out: Path, command: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["default", "fast"])
+    ap.add_argument("--models", nargs="+", default=["default", "fast", "accurate"])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quantization")
     args = ap.parse_args()
     torch.set_num_threads(1)
