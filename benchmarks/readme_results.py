@@ -20,6 +20,7 @@ ROWS = [  # (name in results, label, recipe)
     ("default +flip", "`default` + flip averaging", "opt-in `flip_average=True`: the mirrored crop too"),
     ("default-float32", "`default`, float32 twin", "same weights, not quantised"),
     ("fast", "`fast` (int8, shipped)", "`configs/student.yaml`: smaller and faster, distilled from the same model"),
+    ("accurate", "`accurate` (int8, shipped)", "`configs/teacher128.yaml`: 128 px, 2.8 M parameters, opt-in"),
     ("seed_baseline", "`seed_baseline`", "`configs/seed_baseline.yaml` (the seed write-up)"),
     ("dlib", "dlib 68-point predictor", "reference; trained on 300-W, AFW included"),
     ("mediapipe", "MediaPipe Face Mesh 0.10.21", "reference; 468 vertices mapped to 68 on training faces"),

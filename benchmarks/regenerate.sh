@@ -30,12 +30,16 @@ detector_choices() {
 }
 
 landmark_choices() {
-  run quantization $PY benchmarks/quantization.py --models default fast
+  run quantization $PY benchmarks/quantization.py --models default fast accurate
   run calibrate_default $PY benchmarks/calibrate_scores.py --model facepoints/weights/default.onnx --write-card
   run calibrate_fast $PY benchmarks/calibrate_scores.py --model facepoints/weights/fast.onnx \
     --config configs/student.yaml --write-card --out benchmarks/results/fast
+  run calibrate_accurate $PY benchmarks/calibrate_scores.py --model facepoints/weights/accurate.onnx \
+    --config configs/teacher128.yaml --write-card --out benchmarks/results/accurate
   run not_a_face $PY benchmarks/not_a_face.py --write-card
   run not_a_face_fast $PY benchmarks/not_a_face.py --model fast --write-card --out benchmarks/results/not_a_face_fast
+  run not_a_face_accurate $PY benchmarks/not_a_face.py --model accurate --write-card \
+    --out benchmarks/results/not_a_face_accurate
   run duplicates $PY benchmarks/duplicates.py
   run refine_tol $PY benchmarks/detected_boxes.py --split validation
   run flip_tta $PY benchmarks/flip_tta.py
@@ -44,11 +48,11 @@ landmark_choices() {
 }
 
 tests_and_runtime() {
-  run accuracy $PY benchmarks/accuracy.py --models seed_baseline default kaggle15 fast \
+  run accuracy $PY benchmarks/accuracy.py --models seed_baseline default kaggle15 fast accurate \
     --mediapipe-python .mpvenv/bin/python
   run detection $PY benchmarks/detection.py --repeats 3
   run detected_boxes $PY benchmarks/detected_boxes.py
-  run speed $PY benchmarks/speed.py --models default fast seed_baseline
+  run speed $PY benchmarks/speed.py --models default fast accurate seed_baseline
   run shipped $PY benchmarks/shipped.py
   run readme_results $PY benchmarks/readme_results.py
   run group_photo $PY docs/make_group_photo.py
