@@ -168,5 +168,6 @@ def main() -> None:
     ar_picture(model, photo)
     video_picture(model, photo, pts)
 
+
 if __name__ == "__main__":
     main()

@@ -24,15 +24,22 @@ def test_masked_points_do_not_enter_the_loss() -> None:
     assert float(pred.grad[0, 3].abs().sum()) == 0.0
 
 
+def _gaussian_heatmap(centre: tuple[float, float], sx: float, sy: float, side: int = 24) -> torch.Tensor:
+    """(1, 1, side, side) normalised heatmap: a Gaussian of sigmas sx, sy (normalised units) at ``centre``."""
+    from facepoints.models import cell_centres
+
+    c = cell_centres(side)
+    g = torch.exp(-0.5 * ((c[None, :] - centre[0]) / sx) ** 2 - 0.5 * ((c[:, None] - centre[1]) / sy) ** 2)
+    return (g / g.sum()).view(1, 1, side, side)
+
+
 def test_heatmap_regulariser_prefers_one_peak_at_the_point_and_ignores_masked_points() -> None:
     h = w = 16
     target = torch.tensor([[[0.3, 0.6], [0.7, 0.2]]])
     mask = torch.ones(1, 2, dtype=torch.bool)
 
-    def peak(x: float, y: float, sigma: float = 1.0) -> torch.Tensor:
-        xs, ys = (torch.arange(w) + 0.5) / w, (torch.arange(h) + 0.5) / h
-        g = torch.exp(-0.5 * (((xs - x) * w / sigma) ** 2)[None] - 0.5 * (((ys - y) * h / sigma) ** 2)[:, None])
-        return g / g.sum()
+    def peak(x: float, y: float) -> torch.Tensor:
+        return _gaussian_heatmap((x, y), 1 / w, 1 / h, w)[0, 0]  # sigma: one cell
 
     exact = torch.stack([peak(0.3, 0.6), peak(0.7, 0.2)])[None]
     shifted = torch.stack([peak(0.3 + 3 / w, 0.6), peak(0.7, 0.2)])[None]
@@ -47,15 +54,6 @@ def test_heatmap_regulariser_prefers_one_peak_at_the_point_and_ignores_masked_po
     out = heatmap_loss(shifted, target, mask, 1.0)
     out.backward()
     assert float(out.detach()) < 1e-6 and float(shifted.grad[0, 0].abs().sum()) == 0.0
-
-
-def _gaussian_heatmap(centre: tuple[float, float], sx: float, sy: float, side: int = 24) -> torch.Tensor:
-    """(1, 1, side, side) normalised heatmap: a Gaussian of sigmas sx, sy (normalised units) at ``centre``."""
-    from facepoints.models import cell_centres
-
-    c = cell_centres(side)
-    g = torch.exp(-0.5 * ((c[None, :] - centre[0]) / sx) ** 2 - 0.5 * ((c[:, None] - centre[1]) / sy) ** 2)
-    return (g / g.sum()).view(1, 1, side, side)
 
 
 def test_star_charges_an_error_along_a_long_heatmap_less_than_across_it() -> None:
