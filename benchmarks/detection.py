@@ -121,9 +121,10 @@ def end_to_end(names: list[str], photos: list[tuple[np.ndarray, np.ndarray]], re
 
     out = {}
     for name in names:
-        kw = {"upsample": int(name[-1])} if name.startswith("dlib") else {}
-        det = build_detector(name.split("-")[0], threads=1, **kw)
-        model = facepoints.load(threads=1, detector=det)
+        if name.startswith("dlib"):
+            model = facepoints.load(threads=1, detector=build_detector("dlib", upsample=int(name[-1])))
+        else:  # by name: the CNN with the threshold chosen under the not-a-face cut, as users get it
+            model = facepoints.load(threads=1, detector=name)
         times, found = [], 0
         for img, gt in photos:
             model.detect(img)
@@ -151,8 +152,7 @@ def pipeline_rows(sets: dict[str, list[LabelledPhoto]], names: list[str]) -> lis
 
     rows = []
     for name in names:
-        model = facepoints.load(threads=1, detector=build_detector(name, **({"threads": 1} if name == "facepoints"
-                                                                           else {})))
+        model = facepoints.load(threads=1, detector=name)  # by name: with the threshold chosen under the cut
         for set_name, photos in sets.items():
             run = run_detector(f"{name}+landmarks", LandmarkPipeline(model), photos)
             rows.append({"set": set_name, **run.report(-np.inf, FP_BUDGET)})
@@ -240,7 +240,8 @@ def write(rows: list[dict], e2e: dict, prov: dict, out: Path, runs: dict[tuple[s
              "Recall and false positives (FP) at each detector's default threshold; recall@0.05 = recall at "
              "1 false detection per 20 photos; AP over each detector's scores (dlib and Haar only output "
              "detections above their own thresholds, so their curves stop early). `<detector>+landmarks` rows are "
-             "what `facepoints.load(detector=...).detect` returns: the detector at its default threshold, up to two "
+             "what `facepoints.load(detector=...).detect` returns: the detector at its default threshold (the CNN at the "
+             "lower threshold chosen with the not-a-face cut behind it, `benchmarks/results/not_a_face.md`), up to two "
              "re-crops (duplicates merged), and detections whose points are not a face dropped (ms/photo includes the "
              "68 points). ms/photo is each detector at its default threshold; the `facepoints` rows' AP and "
              "recall@0.05 come from a second pass that keeps detections down to a score of 0.02, which verifies "

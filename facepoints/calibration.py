@@ -13,7 +13,10 @@ crop units, a number with no meaning to a user (a visibly right face scores
 - ``doubtful_below``: faces under this face score are flagged;
 - ``not_a_face_below``: detections under this face score are dropped by
   ``detect``: the points found there are not a face's (chosen on the face
-  detector's held-out photos by ``benchmarks/not_a_face.py``).
+  detector's held-out photos by ``benchmarks/not_a_face.py``);
+- ``detector_thresholds``: with that cut behind it, a named detector can run
+  at a lower threshold for the same false detections per photo, and finds
+  more faces (chosen by the same script, on the same photos).
 
 Both maps are fitted by isotonic regression (pool-adjacent-violators) on held-
 out validation faces (``benchmarks/calibrate_scores.py``) and stored as plain
@@ -134,6 +137,7 @@ class ScoreCalibration:
     face_map: MonotoneMap  # mean point probability -> P(face NME < face_nme)
     doubtful_below: float
     not_a_face_below: float = 0.0
+    detector_thresholds: dict[str, float] = field(default_factory=dict)  # detector name -> threshold under the cut
     strata: list[float] = field(default_factory=lambda: [0.0])  # face mean raw score at each stratum's centre
     tolerance: float = 0.05
     face_nme: float = 0.10
@@ -155,6 +159,9 @@ class ScoreCalibration:
         self._cols = [np.flatnonzero(self._region_of == j) for j in range(len(self._names))]
         if not 0 <= float(self.doubtful_below) <= 1 or not 0 <= float(self.not_a_face_below) <= 1:
             raise CalibrationError("score calibration: doubtful_below and not_a_face_below must be in [0, 1]")
+        self.detector_thresholds = {str(k).lower(): float(v) for k, v in self.detector_thresholds.items()}
+        if any(not 0 <= v <= 1 for v in self.detector_thresholds.values()):
+            raise CalibrationError("score calibration: detector_thresholds must be in [0, 1]")
         self.strata = [float(v) for v in self.strata]
         if not self.strata or (np.diff(self.strata) <= 0).any():
             raise CalibrationError("score calibration: strata must be a non-empty increasing list")
@@ -193,6 +200,13 @@ class ScoreCalibration:
         """(..., K) point probabilities -> (...) P(face NME < face_nme)."""
         return self.face_map(np.asarray(probabilities, dtype=np.float64).mean(axis=-1))
 
+    def detector_threshold(self, name: str, min_face_score: float) -> float | None:
+        """The threshold chosen for this detector with the not-a-face cut behind it; None (the detector's own)
+        when a looser cut is asked for: without the cut the lower threshold lets more false detections through."""
+        if min_face_score < self.not_a_face_below:
+            return None
+        return self.detector_thresholds.get(str(name).lower())
+
     def doubtful(self, face_scores: np.ndarray) -> np.ndarray:
         return np.asarray(face_scores) < self.doubtful_below
 
@@ -208,6 +222,7 @@ class ScoreCalibration:
             "face_map": self.face_map.to_dict(),
             "doubtful_below": round(float(self.doubtful_below), 6),
             "not_a_face_below": round(float(self.not_a_face_below), 6),
+            "detector_thresholds": {k: round(v, 6) for k, v in self.detector_thresholds.items()},
             "fitted_on": self.fitted_on, "summary": self.summary,
         }
 
@@ -229,6 +244,7 @@ class ScoreCalibration:
                 strata=list(d.get("strata", [0.0])),
                 face_map=MonotoneMap.from_dict(d["face_map"], f"{where}.face_map"),
                 doubtful_below=float(d["doubtful_below"]), not_a_face_below=float(d.get("not_a_face_below", 0.0)),
+                detector_thresholds=dict(d.get("detector_thresholds", {})),
                 tolerance=float(d.get("tolerance", 0.05)), face_nme=float(d.get("face_nme", 0.10)),
                 fitted_on=str(d.get("fitted_on", "")), summary=dict(d.get("summary", {})),
             )

@@ -18,7 +18,7 @@ import numpy as np
 
 from facepoints.calibration import CalibrationError, ScoreCalibration
 from facepoints.card import CardError, ModelCard
-from facepoints.detectors import BoxMaps, Detector, build_detector
+from facepoints.detectors import DEFAULT_DETECTOR, BoxMaps, Detector, build_detector
 from facepoints.detectors.base import onnx_session
 from facepoints.face import Face
 from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
@@ -187,9 +187,13 @@ class LandmarkModel:
         self._roll_pair = (a, b) if upright and self.scheme.normalise_by == "points" and a != b else None
         self.upright = self._roll_pair is not None
         self.detector_spec = detector  # as given: worker processes rebuild the detector from it
-        # a detector built here gets the model's thread budget: a one-thread worker must not run a two-thread CNN
-        self.detector = (build_detector(detector, threads=threads) if detector is None or isinstance(detector, str)
-                         else detector)
+        # a detector built here gets the model's thread budget (a one-thread worker must not run a two-thread CNN)
+        # and, while the not-a-face cut is in force, the threshold chosen with that cut behind it
+        if detector is None or isinstance(detector, str):
+            chosen = self.calibration.detector_threshold(detector or DEFAULT_DETECTOR, self.min_face_score) \
+                if self.calibration is not None else None
+            detector = build_detector(detector, threads=threads, **({} if chosen is None else {"threshold": chosen}))
+        self.detector = detector
         self._box_maps = box_maps
         self._lock = threading.Lock()
         self._fixed_batch: int | None = None

@@ -139,12 +139,23 @@ def test_calibration_round_trips_through_the_model_card(tmp_path) -> None:
     (lambda d: d["point_maps"]["all"][0].update(y=list(reversed(d["point_maps"]["all"][0]["y"]))), "non-decreasing"),
     (lambda d: d.update(regions={"all": [0, 1, 1, 3, 4, 5]}), "cover points"),
     (lambda d: d.pop("face_map"), "lacks face_map"),
+    (lambda d: d.update(detector_thresholds={"facepoints": 1.5}), "detector_thresholds"),
 ])
 def test_a_broken_calibration_is_refused_with_a_clear_message(change, message) -> None:
     d = json.loads(json.dumps(_fitted().to_dict()))
     change(d)
     with pytest.raises(CalibrationError, match=message):
         ScoreCalibration.from_dict(d)
+
+
+def test_a_detector_threshold_chosen_under_the_cut_applies_only_while_that_cut_holds() -> None:
+    d = _fitted().to_dict() | {"not_a_face_below": 0.02, "detector_thresholds": {"FacePoints": 0.3}}
+    cal = ScoreCalibration.from_dict(json.loads(json.dumps(d)))
+    assert cal.detector_threshold("facepoints", 0.02) == pytest.approx(0.3)
+    assert cal.detector_threshold("facepoints", 0.5) == pytest.approx(0.3)  # a stricter cut lets fewer through
+    assert cal.detector_threshold("facepoints", 0.0) is None  # every detection kept: the detector's own threshold
+    assert cal.detector_threshold("haar", 0.02) is None
+    assert ScoreCalibration.from_dict(cal.to_dict()).detector_thresholds == {"facepoints": 0.3}
 
 
 def test_scores_for_another_number_of_points_are_refused() -> None:

@@ -166,6 +166,31 @@ def test_a_detector_built_by_name_gets_the_models_thread_budget() -> None:
     assert load().detector.threads is None  # onnxruntime's own default
 
 
+@pytest.mark.parametrize("name", ["default", "fast", "accurate"])
+def test_the_cnn_runs_at_the_threshold_chosen_under_the_cut_only_while_the_cut_holds(name: str) -> None:
+    """With the not-a-face cut behind it the CNN may run lower (benchmarks/results/not_a_face*.md); a user who keeps
+    every detection, or brings a detector of their own, gets the detector's own threshold."""
+    import json
+
+    from facepoints.batch import _model_spec
+    from facepoints.detectors import HaarDetector, build_detector
+
+    model = load(name)
+    own = build_detector("facepoints").score_threshold
+    chosen = model.calibration.detector_thresholds["facepoints"]
+    stem = "not_a_face" if name == "default" else f"not_a_face_{name}"
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{stem}.json"
+    assert chosen == pytest.approx(json.loads(results.read_text())["chosen_detector_thresholds"]["facepoints"], abs=1e-6)
+    assert 0.05 <= chosen < own
+    assert model.detector.score_threshold == pytest.approx(chosen)
+    assert load(name, detector="facepoints", threads=1).detector.score_threshold == pytest.approx(chosen)
+    assert load(name, min_face_score=0.0).detector.score_threshold == pytest.approx(own)
+    assert load(name, detector=build_detector("facepoints")).detector.score_threshold == pytest.approx(own)
+    path, kw = _model_spec(model)  # what a batch worker builds
+    assert load(path, **kw).detector.score_threshold == pytest.approx(chosen)
+    assert isinstance(load(name, detector="haar").detector, HaarDetector)  # no threshold forced on the others
+
+
 def test_detects_tuning_constants_are_the_ones_chosen_on_held_out_photos() -> None:
     """The re-crop tolerance and duplicate IoU are chosen by benchmarks on held-out photos; a rerun that chose
     another value must move the constant too (and the published detection figures with it)."""
