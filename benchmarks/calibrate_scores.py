@@ -358,7 +358,8 @@ def write_card(card_file: Path, cal: ScoreCalibration) -> None:
     old = card.score_calibration or {}
     if old.get("not_a_face_below"):
         print("re-run benchmarks/not_a_face.py --write-card: the calibration changed under its cut")
-    card.score_calibration = cal.to_dict() | {"not_a_face_below": old.get("not_a_face_below", 0.0)}
+    card.score_calibration = cal.to_dict() | {"not_a_face_below": old.get("not_a_face_below", 0.0),
+                                              "detector_thresholds": old.get("detector_thresholds", {})}
     card.scores = (f"P(point within {100 * cal.tolerance:g} % of the outer-eye-corner distance), calibrated on "
                    "held-out validation faces (score_calibration)")
     card_file.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -16,10 +16,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- results:start (benchmarks/readme_results.py) -->", "<!-- results:end -->"
 ROWS = [  # (name in results, label, recipe)
-    ("default", "`default` (int8, shipped)", "`configs/default.yaml`: distilled from a 112 px model"),
+    ("default", "`default` (int8, shipped)", "`configs/default.yaml`: distilled from `accurate`"),
     ("default +flip", "`default` + flip averaging", "opt-in `flip_average=True`: the mirrored crop too"),
     ("default-float32", "`default`, float32 twin", "same weights, not quantised"),
-    ("fast", "`fast` (int8, shipped)", "`configs/student.yaml`: smaller and faster, distilled from the same model"),
+    ("fast", "`fast` (int8, shipped)", "`configs/student.yaml`: smaller and faster, distilled from a 112 px model"),
     ("accurate", "`accurate` (int8, shipped)", "`configs/teacher128.yaml`: 128 px, 2.8 M parameters, opt-in"),
     ("seed_baseline", "`seed_baseline`", "`configs/seed_baseline.yaml` (the seed write-up)"),
     ("dlib", "dlib 68-point predictor", "reference; trained on 300-W, AFW included"),
