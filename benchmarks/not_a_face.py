@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--max-lost", type=float, default=0.01, help="share of true faces the cut may drop")
     ap.add_argument("--min-width", type=float, default=20.0, help="true faces narrower than this are not counted")
     ap.add_argument("--fp-budget", type=float, default=0.05, help="false detections per photo detect may return")
+    ap.add_argument("--own-threshold", action="store_true",
+                    help="report the lower CNN threshold but store none: the CNN keeps its own under this model")
     ap.add_argument("--write-card", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "not_a_face")
     args = ap.parse_args()
@@ -144,6 +146,7 @@ def main() -> None:
         pipeline[d] = pipeline_rows(rows, sets, cut, build_detector(d).score_threshold, thresholds[d])
     result = {"provenance": provenance(), "chosen_cut": cut, "max_lost": args.max_lost, "min_width": args.min_width,
               "fp_budget": args.fp_budget, "chosen_detector_thresholds": thresholds, "pipeline": pipeline,
+              "own_threshold": args.own_threshold,
               "rows": table(own)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
@@ -154,9 +157,10 @@ def main() -> None:
         path = resolve_model(args.model)
         card = ModelCard.for_model(path)
         card.score_calibration["not_a_face_below"] = cut
-        card.score_calibration["detector_thresholds"] = thresholds
+        card.score_calibration["detector_thresholds"] = {} if args.own_threshold else thresholds
         card.write(path)
-        print(f"wrote not_a_face_below={cut:g} and detector_thresholds={thresholds} into {path.with_suffix('.json')}")
+        print(f"wrote not_a_face_below={cut:g} and detector_thresholds="
+              f"{card.score_calibration['detector_thresholds']} into {path.with_suffix('.json')}")
 
 
 def report(result: dict, args: argparse.Namespace) -> list[str]:
@@ -172,8 +176,10 @@ def report(result: dict, args: argparse.Namespace) -> list[str]:
     lines += [f"| {r['set']} | {r['detector']} | {r['true']} / {r['false']} | {r['cut']:g} | "
               f"{100 * r['true_lost']:.1f} % | {100 * r['false_removed']:.1f} % |" for r in rows]
     for d, t in result["chosen_detector_thresholds"].items():
-        lines += ["", f"## `{d}` under the cut", "",
-                  (f"With the cut behind it, `{d}` runs at threshold **{t:.4f}** (its own: "
+        kept = ("**Not stored** (`--own-threshold`): with this model `detect` keeps the CNN's own threshold. "
+                if result["own_threshold"] else "")
+        lines += ["", f"## `{d}` under the cut", "", kept +
+                  (f"With the cut behind it, `{d}` {'would run' if kept else 'runs'} at threshold **{t:.4f}** (its own: "
                   f"{build_detector(d).score_threshold:.4f}): the lowest detection score (down to {FLOOR:g}) at which "
                   f"`detect` returns at most {args.fp_budget:g} false detections per photo, all sets pooled. What "
                   "`detect` returns (found faces of every size; false detections per photo):"), "",

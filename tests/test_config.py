@@ -28,7 +28,7 @@ def test_kaggle15_builds_on_default_and_keeps_its_own_recipe(monkeypatch: pytest
     assert (k.optim.lr, k.optim.epochs, k.optim.warmup_epochs, k.augment.rotate, k.augment.occlusion_p) == (
         1e-3, 10, 1, 30.0, 0.3)
     # everything kaggle15 does not say comes from default.yaml
-    assert k.model == base.model and k.threads == base.threads == 1 and k.channels_last
+    assert k.model == base.model and k.threads == 1 and base.threads == 2 and k.channels_last  # 2: for its teacher
     assert (k.optim.heatmap_weight, k.optim.batch_size, k.augment.flip) == (1.0, 64, 0.5)
 
 

@@ -177,10 +177,13 @@ def test_the_cnn_runs_at_the_threshold_chosen_under_the_cut_only_while_the_cut_h
 
     model = load(name)
     own = build_detector("facepoints").score_threshold
-    chosen = model.calibration.detector_thresholds["facepoints"]
     stem = "not_a_face" if name == "default" else f"not_a_face_{name}"
-    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{stem}.json"
-    assert chosen == pytest.approx(json.loads(results.read_text())["chosen_detector_thresholds"]["facepoints"], abs=1e-6)
+    result = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{stem}.json").read_text())
+    if result["own_threshold"]:  # fast: its rule's threshold boxed a false face on the sample photo (regenerate.sh)
+        assert model.calibration.detector_thresholds == {} and model.detector.score_threshold == pytest.approx(own)
+        return
+    chosen = model.calibration.detector_thresholds["facepoints"]
+    assert chosen == pytest.approx(result["chosen_detector_thresholds"]["facepoints"], abs=1e-6)
     assert 0.05 <= chosen < own
     assert model.detector.score_threshold == pytest.approx(chosen)
     assert load(name, detector="facepoints", threads=1).detector.score_threshold == pytest.approx(chosen)
