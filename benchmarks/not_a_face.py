@@ -67,11 +67,9 @@ def fitted_detections(model_name: str, detector: str, scenes: list) -> np.ndarra
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
 
-def at_own_threshold(detector: str, rows: np.ndarray) -> np.ndarray:
+def at_own_threshold(rows: np.ndarray, own: float | None) -> np.ndarray:
     """The detections the detector keeps at its own default threshold (what the cut is chosen on)."""
-    if detector not in PIPELINE_DETECTORS:
-        return rows
-    return rows[rows[:, 3] >= build_detector(detector).score_threshold]
+    return rows if own is None else rows[rows[:, 3] >= own]
 
 
 def pipeline_threshold(rows: dict[str, np.ndarray], photos: int, cut: float, budget: float) -> float:
@@ -136,16 +134,18 @@ def main() -> None:
     cv2.setNumThreads(1)
     sets = validation_sets(args.config, args.cache)
     found = {(s, d): fitted_detections(args.model, d, scenes) for s, scenes in sets.items() for d in args.detectors}
-    own = {k: at_own_threshold(k[1], a) for k, a in found.items()}
+    own_thresholds = {d: build_detector(d).score_threshold for d in args.detectors if d in PIPELINE_DETECTORS}
+    own = {k: at_own_threshold(a, own_thresholds.get(k[1])) for k, a in found.items()}
     cut = choose(own, args.max_lost, args.min_width)
     photos = sum(len(v) for v in sets.values())
     thresholds, pipeline = {}, {}
     for d in [d for d in args.detectors if d in PIPELINE_DETECTORS]:
         rows = {s: found[(s, d)] for s in sets}
         thresholds[d] = pipeline_threshold(rows, photos, cut, args.fp_budget)
-        pipeline[d] = pipeline_rows(rows, sets, cut, build_detector(d).score_threshold, thresholds[d])
+        pipeline[d] = pipeline_rows(rows, sets, cut, own_thresholds[d], thresholds[d])
     result = {"provenance": provenance(), "chosen_cut": cut, "max_lost": args.max_lost, "min_width": args.min_width,
               "fp_budget": args.fp_budget, "chosen_detector_thresholds": thresholds, "pipeline": pipeline,
+              "own_detector_thresholds": own_thresholds,
               "own_threshold": args.own_threshold,
               "rows": table(own)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +180,7 @@ def report(result: dict, args: argparse.Namespace) -> list[str]:
                 if result["own_threshold"] else "")
         lines += ["", f"## `{d}` under the cut", "", kept +
                   (f"With the cut behind it, `{d}` {'would run' if kept else 'runs'} at threshold **{t:.4f}** (its own: "
-                  f"{build_detector(d).score_threshold:.4f}): the lowest detection score (down to {FLOOR:g}) at which "
+                  f"{result['own_detector_thresholds'][d]:.4f}): the lowest detection score (down to {FLOOR:g}) at which "
                   f"`detect` returns at most {args.fp_budget:g} false detections per photo, all sets pooled. What "
                   "`detect` returns (found faces of every size; false detections per photo):"), "",
                   "| set | faces | found, own threshold | found, chosen | FP/photo, own | FP/photo, chosen |",
