@@ -44,6 +44,7 @@ landmark_choices() {
     --out benchmarks/results/not_a_face_accurate
   run duplicates $PY benchmarks/duplicates.py
   run refine_tol $PY benchmarks/detected_boxes.py --split validation
+  run first_pass $PY benchmarks/first_pass.py
   run flip_tta $PY benchmarks/flip_tta.py
   run held_out_regions $PY benchmarks/held_out_regions.py
   run training_curves $PY benchmarks/training_curves.py
