@@ -57,17 +57,22 @@ def candidate_rows(sets: dict) -> tuple[np.ndarray, float]:
     return np.array(rows, dtype=np.float64).reshape(-1, 4), shipped.min_face_score
 
 
+def early_row(rows: np.ndarray, kept: np.ndarray, early: float, names: list[str]) -> dict:
+    """What dropping candidates under ``early`` after the first pass does to the faces ``detect`` keeps."""
+    dropped = rows[:, 0] < early
+    lost = dropped & kept & (rows[:, 2] == 1)
+    return {"early": early, "skipped": int(dropped.sum()), "true_lost": int(lost.sum()),
+            "false_removed": int((dropped & kept & (rows[:, 2] == 0)).sum()),
+            "true_lost_by_set": {n: int((lost & (rows[:, 3] == k)).sum()) for k, n in enumerate(names)}}
+
+
 def main() -> None:
     cv2.setNumThreads(1)
     sets = validation_sets(ROOT / "configs" / "detector_people.yaml", ROOT / "runs" / "detector_val_sets.pkl")
     rows, cut = candidate_rows(sets)
     kept = rows[:, 1] >= cut
     true_kept = int((kept & (rows[:, 2] == 1)).sum())
-    table = [{"early": e, "skipped": int((rows[:, 0] < e).sum()),
-              "true_lost": int(((rows[:, 0] < e) & kept & (rows[:, 2] == 1)).sum()),
-              "false_removed": int(((rows[:, 0] < e) & kept & (rows[:, 2] == 0)).sum()),
-              "true_lost_by_set": {n: int(((rows[:, 0] < e) & kept & (rows[:, 2] == 1) & (rows[:, 3] == k)).sum())
-                                   for k, n in enumerate(sets)}} for e in EARLY]
+    table = [early_row(rows, kept, e, list(sets)) for e in EARLY]
     prov = provenance()
     result = {"provenance": prov, "cut": cut, "candidates": len(rows), "true_kept": true_kept, "rows": table}
     out = ROOT / "benchmarks" / "results" / "first_pass"
