@@ -45,7 +45,9 @@ def main() -> None:
              f"Rule: each candidate at its own chosen pyramid; the highest mean AP over the held-out sets, "
              f"within {AP_TIE} of it the fewest false detections per photo. Candidates measured before the "
              "`rotated` or `grey` sets existed are shown but not compared.", "",
-             f"Shipped: **{winner}**.", "",
+             f"Picked by the rule: **{winner}**. The shipped detector is the one whose card "
+             "(`facepoints/weights/detector.json`, `retrain`) names its recipe; docs/detection.md says which "
+             "candidate that is.", "",
              "| candidate | band_px / step / overlap | " + " | ".join(f"{s} recall / FP per photo / AP" for s in SETS)
              + " | mean AP |", "|---|---|" + "---:|" * (len(SETS) + 1)]
     for name, c in cands.items():

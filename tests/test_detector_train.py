@@ -173,9 +173,33 @@ def tiny_config(tmp_path: Path, real_data: Path):
     return load_detector_config(Path(__file__).resolve().parents[1] / "configs" / "detector.yaml", over)
 
 
-def test_train_checkpoints_every_epoch_resumes_and_exports(tiny_config, tmp_path: Path) -> None:
+def test_channels_last_training_is_the_same_sums_in_another_memory_order() -> None:
+    """``channels_last`` may only change the speed: the same loss and gradients as the NCHW network."""
+    torch.manual_seed(0)
+    plain = FaceDetectorNet()
+    nhwc = FaceDetectorNet()
+    nhwc.load_state_dict(plain.state_dict())
+    nhwc = nhwc.to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 64, 64)
+    targets = [torch.from_numpy(np.stack([t, t])) for t in
+               level_targets(np.array([[10.0, 10.0, 40.0, 42.0]]), np.zeros((0, 4)), 64, 64)]
+    optim = load_detector_config(None).optim
+    losses = []
+    for net, inp in ((plain, x), (nhwc, x.contiguous(memory_format=torch.channels_last))):
+        loss, _ = detection_loss(net(inp), targets, optim)
+        loss.backward()
+        losses.append(float(loss))
+    assert nhwc.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    g1, g2 = (torch.cat([p.grad.flatten() for p in net.parameters()]) for net in (plain, nhwc))
+    assert float((g1 - g2).norm()) <= 1e-4 * float(g1.norm())  # float sums in another order, nothing more
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_train_checkpoints_every_epoch_resumes_and_exports(tiny_config, tmp_path: Path, channels_last: bool) -> None:
     cfg = tiny_config
     cfg.optim.epochs = 1
+    cfg.channels_last = channels_last
     best = train_detector(cfg, progress=False)
     out = Path(cfg.out_dir)
     assert best.is_file() and (out / "config.yaml").is_file() and (out / "history.csv").is_file()
