@@ -19,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from facepoints.detector_model import FaceDetectorNet
-from facepoints.detector_train import detection_loss, level_targets, load_detector_config
+from facepoints.detector_train import detection_loss, level_targets, load_detector_config, memory_format
 from facepoints.losses import total_loss
 from facepoints.models import build_model
 from facepoints.recipe import load_train_config
@@ -37,7 +38,7 @@ def step_ms(cfg, threads: int, channels_last: bool, bf16: bool, batches: int) ->
     torch.manual_seed(0)
     m = cfg.model
     net = build_model(m.name, 68, m.input_size, m.channels, **m.kwargs).train()
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = memory_format(channels_last)
     net = net.to(memory_format=fmt)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     bs = cfg.optim.batch_size
@@ -60,11 +61,9 @@ def step_ms(cfg, threads: int, channels_last: bool, bf16: bool, batches: int) ->
 
 def detector_step_ms(cfg, threads: int, channels_last: bool, bf16: bool, batches: int) -> float:
     """The detector's step on random scenes with four random faces each (its loss needs real targets)."""
-    import numpy as np
-
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = memory_format(channels_last)
     net = FaceDetectorNet(cfg.model).train().to(memory_format=fmt)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     rng, bs, side = np.random.default_rng(0), cfg.optim.batch_size, cfg.scene.size
