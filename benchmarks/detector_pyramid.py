@@ -57,6 +57,12 @@ def evaluate(sets: dict[str, list], band: float | None, step: float, model: Path
     return row
 
 
+def verifier_used(model: Path) -> str:
+    """Whether the detector's card runs the verifier: a candidate measured without it is not comparable."""
+    spec = json.loads(model.with_suffix(".json").read_text(encoding="utf-8")).get("verifier")
+    return f"{spec['file']} (weight {spec['weight']:g}, threshold {spec['threshold']:g})" if spec else "none"
+
+
 def choose(rows: list[dict]) -> dict:
     best = max(r["mean_ap"] for r in rows if r["band_px"] is not None)
     close = [r for r in rows if r["band_px"] is not None and r["mean_ap"] >= best - AP_TIE]
@@ -84,6 +90,7 @@ def main() -> None:
     shipped = args.model.resolve() == default_model_path().resolve()
     prov = provenance_block("python benchmarks/detector_pyramid.py" + ("" if shipped else f" --model {args.model}")
                             + (" --write-card" if args.write_card else ""))
+    prov["verifier"] = verifier_used(args.model)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "detector_pyramid.json").write_text(json.dumps({"provenance": prov, "rows": rows, "chosen": pick},

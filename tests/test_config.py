@@ -202,3 +202,20 @@ def test_each_kept_checkpoint_is_what_its_config_trains(checkpoint: str) -> None
     if saved.get("teacher") and recipe["teacher"]:  # `fast` was taught by runs/input112/best.pt, kept as input112.pt
         saved["teacher"] = recipe["teacher"]
     assert _differences(recipe, saved, default) == []
+
+
+def test_shipped_detector_is_what_its_config_trains() -> None:
+    """`facepoints train-detector configs/detector_wide.yaml` retrains the shipped detector: one command, no overrides
+    but where its files go and how many threads run them."""
+    import torch
+
+    from facepoints.detector_train import DetectorTrainConfig, load_detector_config
+
+    ck = torch.load(ROOT / "checkpoints" / "detector.pt", map_location="cpu", weights_only=True)
+    saved = _comparable(ck["config"])
+    recipe = _comparable(dataclasses.asdict(load_detector_config(ROOT / "configs" / "detector_wide.yaml")))
+    default = _comparable(dataclasses.asdict(DetectorTrainConfig()))
+    for runtime in ("out_dir", "threads", "workers"):
+        saved.pop(runtime), recipe.pop(runtime)
+    assert _differences(recipe, saved, default) == []
+    assert ck["epoch"] + 1 == recipe["optim"]["epochs"]  # the last epoch of the schedule, not a resumed tail

@@ -19,6 +19,7 @@ from facepoints.inference import available_models, model_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import detector_candidates  # noqa: E402
 import shipped  # noqa: E402
 
 SHIPPED = available_models()
@@ -69,3 +70,18 @@ def test_default_beats_the_seed_baseline_on_every_test_set(real_data: Path) -> N
         baseline = published("seed_baseline", dataset)
         assert baseline is not None
         assert default["nme"] < baseline["nme_mean"] - 1.0, f"default is no better than the seed baseline on {dataset}"
+
+
+def test_the_detector_candidates_rule_compares_like_with_like() -> None:
+    """The shipped detector (docs/detection.md: cl56b_last) is the rule's pick among candidates measured on the
+    same held-out scenes whose weights exist; a high AP on other scenes, or from lost weights, cannot win."""
+    import copy
+
+    cands = detector_candidates.load_candidates(detector_candidates.FOLDER)
+    left_out = detector_candidates.comparable(cands)
+    assert detector_candidates.pick(cands) == "cl56b_last"
+    assert left_out["wide56_last"] == "measured on other held-out scenes" and "wide56_last_remeasured" not in left_out
+    assert "cl56_last" in left_out  # the best AP on these scenes, but its weights are gone
+    elsewhere = copy.deepcopy(cands["cl56b_last"])
+    elsewhere["chosen"]["mean_ap"], elsewhere["chosen"]["composed"]["faces"] = 0.999, 1
+    assert detector_candidates.pick({**cands, "elsewhere": elsewhere}) == "cl56b_last"
