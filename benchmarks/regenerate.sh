@@ -9,6 +9,8 @@
 # Run on quiet cores (pause any training: kill -STOP / kill -CONT) and keep the machine otherwise idle: the
 # speed rows compare with dlib measured in the same run. Logs go to $LOGS (default /tmp/facepoints-regenerate).
 # MediaPipe's reference runs in its own venv (.mpvenv, docs/benchmarks.md).
+# If duplicates or refine_tol choose other values than facepoints/refine.py holds, set them there and run
+# `regenerate.sh landmarks` again (the later choices and figures assume them; tests/test_shipped_detect.py checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
