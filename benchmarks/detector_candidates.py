@@ -51,9 +51,8 @@ def comparable(cands: dict[str, dict]) -> dict[str, str]:
     return why | {k: reason for k, reason in LOST.items() if k in cands and k not in why}
 
 
-def pick(cands: dict[str, dict]) -> str:
-    """The pyramid's own rule (``detector_pyramid.choose``) over the comparable candidates."""
-    left_out = comparable(cands)
+def pick(cands: dict[str, dict], left_out: dict[str, str]) -> str:
+    """The pyramid's own rule (``detector_pyramid.choose``) over the candidates ``comparable`` leaves in."""
     full = {k: c["chosen"] for k, c in cands.items() if k not in left_out}
     winner = choose(list(full.values()))
     return next(k for k, row in full.items() if row is winner)
@@ -61,7 +60,8 @@ def pick(cands: dict[str, dict]) -> str:
 
 def main() -> None:
     cands = load_candidates(FOLDER)
-    winner, left_out = pick(cands), comparable(cands)
+    left_out = comparable(cands)
+    winner = pick(cands, left_out)
     lines = ["# Detector candidates on the held-out photos", "",
              "Command: `python benchmarks/detector_candidates.py` (reads the `detector_pyramid.py --model ...` "
              "results in this folder; each file records its own command, commit and versions).", "",
