@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from facepoints.detector_model import FaceDetectorNet
-from facepoints.detector_train import detection_loss, level_targets, load_detector_config, memory_format
+from facepoints.detector_train import detection_loss, level_targets, load_detector_config
+from facepoints.layout import memory_format
 from facepoints.losses import total_loss
 from facepoints.models import build_model
 from facepoints.recipe import load_train_config

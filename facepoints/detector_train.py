@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from facepoints.checkpoint import atomic_save
 from facepoints.config import load_config, save_config
 from facepoints.datasets import DatasetSpec, load_dataset, split_by_group
 from facepoints.detector_data import (
@@ -47,6 +47,7 @@ from facepoints.detector_data import (
 from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet, count_parameters
 from facepoints.detectors.base import nms
 from facepoints.detectors.metrics import ImageResult, match_image, summarise, threshold_for_fp_budget
+from facepoints.layout import memory_format
 
 LEVEL_RANGES = ((0.0, 72.0), (36.0, 144.0), (72.0, 1e9))  # face side (pixels) each stride learns
 
@@ -244,12 +245,6 @@ def validation_scenes(photos: list[FacePhoto], negatives: list[np.ndarray], cfg:
 # ---------------------------------------------------------------- loop
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def load_detector_config(path: str | Path | None, overrides: list[str] | None = None) -> DetectorTrainConfig:
     return load_config(DetectorTrainConfig, path, overrides)
 
@@ -330,10 +325,6 @@ def train_detector(cfg: DetectorTrainConfig, resume: bool = False, progress: boo
         if progress:
             print(f"epoch {epoch}: {row}", flush=True)
     return out / "best.pt"
-
-
-def memory_format(channels_last: bool) -> torch.memory_format:
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def _train_epoch(net: FaceDetectorNet, loader: DataLoader, opt: torch.optim.Optimizer, sched: Any,

@@ -34,6 +34,7 @@ from facepoints.checkpoint import (
 from facepoints.config import save_config
 from facepoints.datasets import Sample
 from facepoints.distill import Teacher, build_teacher, distill_loss
+from facepoints.layout import memory_format
 from facepoints.losses import LOSSES, Loss, nme_batch, total_loss
 from facepoints.models import build_model, count_parameters
 from facepoints.recipe import OptimConfig, TrainConfig, check_config, load_train_config
@@ -194,9 +195,7 @@ def _build_model(cfg: TrainConfig, scheme: PointScheme, progress: bool) -> nn.Mo
     model = build_model(m.name, scheme.num_points, m.input_size, m.channels, **kwargs)
     if cfg.init_from:
         init_weights(model, cfg.init_from, progress)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return model.to(memory_format=memory_format(cfg.channels_last))
 
 
 def _setup(cfg: TrainConfig, scheme: PointScheme, samples: tuple[list[Sample], list[Sample]], out: Path,
@@ -255,9 +254,9 @@ def _train_epoch(run: Run, epoch: int, first_epoch: int) -> float:
             run.seen = [run.train_ds.samples[i].source for i in run.sampler]
     total, n = 0.0, 0
     bar = tqdm(run.train_loader, desc=f"epoch {epoch}/{o.epochs}", disable=not run.progress, leave=False)
+    fmt = memory_format(cfg.channels_last)
     for x, t, mk, fl, cv in bar:
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=fmt)
         out = run.model(x)
         loss = total_loss(out, t, mk, o, fl, cv, run.flip_index)
         if run.teacher is not None:

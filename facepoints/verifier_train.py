@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from facepoints.checkpoint import atomic_save
 from facepoints.config import load_config, path_field, save_config
 from facepoints.detector_data import FacePhoto, Scene, compose_scene, natural_scene, searched_photos
-from facepoints.detector_train import _prepare, atomic_save, load_detector_config
+from facepoints.detector_train import _prepare, load_detector_config
 from facepoints.detectors.base import box_iou
 from facepoints.detectors.cnn import CnnDetector
 from facepoints.detectors.metrics import _overlaps_ignore
