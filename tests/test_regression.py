@@ -86,3 +86,18 @@ def test_the_detector_candidates_rule_compares_like_with_like() -> None:
     elsewhere["chosen"]["mean_ap"], elsewhere["chosen"]["composed"]["faces"] = 0.999, 1
     more = {**cands, "elsewhere": elsewhere}
     assert detector_candidates.pick(more, detector_candidates.comparable(more)) == "cl56b_last"
+
+
+def test_the_detector_card_holds_what_the_held_out_rules_chose() -> None:
+    """The pyramid and the verifier's weight and threshold in the shipped card are the choices written by
+    benchmarks/detector_pyramid.py and benchmarks/verifier.py on held-out photos: a hand-edited card, or a
+    card left behind when the rules chose again, turns this red."""
+    results = ROOT / "benchmarks" / "results"
+    card = json.loads((model_dir() / "detector.json").read_text(encoding="utf-8"))
+    pyramid = json.loads((results / "detector_pyramid.json").read_text(encoding="utf-8"))["chosen"]
+    verifier = json.loads((results / "verifier.json").read_text(encoding="utf-8"))["chosen"]
+    for key in ("band_px", "pyramid_step", "band_overlap"):
+        assert card[key] == pyramid[key], key
+    assert card["verifier"]["weight"] == verifier["weight"]
+    assert card["verifier"]["threshold"] == verifier["threshold"]
+    assert "rotated large" in pyramid and "rotated large" in verifier["sets"]  # chosen with the large turned faces
