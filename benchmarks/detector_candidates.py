@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from detector_pyramid import AP_TIE, choose  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "detector_candidates"
-SETS = ("composed", "natural", "enlarged", "rotated", "grey")
+SETS = ("composed", "natural", "enlarged", "rotated", "rotated large", "grey")  # "rotated large": session 31
 # Candidates whose weights are gone cannot ship, whatever they measured.
 LOST = {name: "weights lost with session 29's runs/ folder"
         for name in ("cl56_best", "cl56_last", "one56_best", "one56_last", "grey10_best", "grey10_last")}

@@ -62,7 +62,8 @@ def validation_sets(config: str | Path, cache: Path) -> dict[str, list[Scene]]:
     """The detector config's held-out photos: ``composed`` scenes, ``natural`` photos as they are (shrunk to
     the scene size), ``enlarged`` (the searched photos, HELEN, at 1024 px: faces of 400-700 px) and
     ``rotated`` (every third photo turned by +-30 or +-45 degrees, as the issue asks faces to be found),
-    ``rotated large`` (the searched photos at their own size, turned by 30 and by 45 degrees) and ``grey`` (the natural and rotated photos in black and white; not cached: it is quick to make)."""
+    ``rotated large`` (the searched photos at their own size, turned by 30 and by 45 degrees) and ``grey``
+    (the natural and rotated photos in black and white; not cached: it is quick to make)."""
     cfg = load_detector_config(config)
     sets = pickle.loads(cache.read_bytes()) if cache.is_file() else {}  # noqa: S301 - written by this script
     if "rotated large" not in sets:  # a cache from before that set: built again
@@ -135,7 +136,15 @@ def main() -> None:
     lines = ["# Detectors on the held-out validation photos (the default is chosen here)", "",
              *(f"- {k}: `{v}`" for k, v in prov.items()), "",
              f"Held-out people and photos of `{Path(args.config).name}`: {len(sets['natural'])} photos as they are "
-             f"(`natural`, shrunk to the scene size), the {len(sets['enlarged'])} searched (HELEN) ones enlarged to {ENLARGED_SIDE} px (`enlarged`: faces of 400-700 px, as in full-size web photos), {len(sets['rotated'])} turned by +-30 or +-45 degrees (`rotated`, and apart by angle: `rotated 30`, `rotated 45`; most are video frames with faces of about 90 px), the {len(sets['rotated large'])} searched ones at their own size turned by 30 and by 45 degrees (`rotated large`, faces of 150-250 px as in AFW's crops; added in session 31, after AFW turned by 45 degrees showed large turned faces boxed too big), the natural and rotated ones in black and white (`grey`, {len(sets['grey'])}) and {len(sets['composed'])} composed scenes. Boxes mapped to the tight box, found = IoU "
+             f"(`natural`, shrunk to the scene size), the {len(sets['enlarged'])} searched (HELEN) ones enlarged to "
+             f"{ENLARGED_SIDE} px (`enlarged`: faces of 400-700 px, as in full-size web photos), "
+             f"{len(sets['rotated'])} turned by +-30 or +-45 degrees (`rotated`, and apart by angle: `rotated 30`, "
+             "`rotated 45`; most are video frames with faces of about 90 px), the "
+             f"{len(sets['rotated large'])} searched ones at their own size turned by 30 and by 45 degrees "
+             "(`rotated large`, faces of 150-250 px as in AFW's crops; added in session 31, after AFW turned by 45 "
+             "degrees showed large turned faces boxed too big), the natural and rotated ones in black and white "
+             f"(`grey`, {len(sets['grey'])}) and {len(sets['composed'])} composed scenes. Boxes mapped to the tight "
+             "box, found = IoU "
              ">= 0.5, at each detector's default threshold.", "",
              "| set | detector | faces | found | recall | FP/photo | AP |", "|---|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['set']} | {r['detector']} | {r['faces']} | {r['found']} | {100 * r['recall']:.1f} % | "

@@ -170,7 +170,18 @@ class Scene:
     image: np.ndarray  # (S, S, 3) uint8 RGB
     boxes: np.ndarray  # (N, 4) tight boxes of target faces
     ignore: np.ndarray  # (M, 4) regions neither positive nor negative
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2)))  # (N, 5, 2) five_points per box
     _protected: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+FIVE_POINTS = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
+
+
+def five_points(points68: np.ndarray, mirrored: bool = False) -> np.ndarray:
+    """(68, 2) -> (5, 2): eye centres, nose tip, mouth corners, as YuNet's head predicts them; the eye and mouth
+    corner on the image's left first in an unmirrored face, so a mirrored one swaps them back. NaN if unknown."""
+    five = np.array([points68[list(i)].mean(axis=0) for i in FIVE_POINTS])
+    return five[[1, 0, 2, 4, 3]] if mirrored else five
 
 
 def _background(negatives: Sequence[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
@@ -275,7 +286,8 @@ def _add_labels(scene: Scene, photo: FacePhoto, m: np.ndarray, region: np.ndarra
     """Targets for the photo's faces that show well inside ``canvas`` (the scene or a mosaic cell), else ignores."""
     if canvas is None:
         canvas = np.array([0, 0, cfg.size - 1, cfg.size - 1], dtype=np.float64)
-    boxes, ignore = list(scene.boxes), list(scene.ignore)
+    boxes, ignore, five = list(scene.boxes), list(scene.ignore), list(scene.points)
+    mirrored = bool(np.linalg.det(m[:, :2]) < 0)
     for pts in photo.faces:
         valid = pts[np.isfinite(pts).all(1)]
         inside = ((valid >= region[:2]) & (valid <= region[2:])).all(1).mean()
@@ -284,6 +296,7 @@ def _add_labels(scene: Scene, photo: FacePhoto, m: np.ndarray, region: np.ndarra
         side = max(box[2] - box[0], box[3] - box[1])
         if vis >= cfg.min_visible and side >= cfg.tiny and inside > 0.95:
             boxes.append(box)
+            five.append(five_points(_transform(pts, m), mirrored) if len(pts) == 68 else np.full((5, 2), np.nan))
         elif vis > 0.05:
             ignore.append(np.concatenate([np.maximum(box[:2], canvas[:2]), np.minimum(box[2:], canvas[2:])]))
         scene._protected.append(box)
@@ -294,6 +307,7 @@ def _add_labels(scene: Scene, photo: FacePhoto, m: np.ndarray, region: np.ndarra
             scene._protected.append(box)
     scene.boxes = np.array(boxes, dtype=np.float64).reshape(-1, 4)
     scene.ignore = np.array(ignore, dtype=np.float64).reshape(-1, 4)
+    scene.points = np.array(five, dtype=np.float64).reshape(-1, 5, 2)
 
 
 def _visible_share(box: np.ndarray, canvas: np.ndarray) -> float:

@@ -33,12 +33,16 @@ def load_detector_checkpoint(path: str | Path) -> tuple[FaceDetectorNet, dict[st
     return net.eval(), ck
 
 
+def output_names(net: FaceDetectorNet) -> list[str]:
+    return ["scores", "boxes", "points"] if net.points is not None else ["scores", "boxes"]
+
+
 def _onnx_export(net: FaceDetectorNet, out: Path) -> None:
     wrapper = ExportWrapper(net).eval()
     x = torch.rand(1, 3, 256, 320) * 255
-    torch.onnx.export(wrapper, (x,), str(out), input_names=["image"], output_names=["scores", "boxes"],
-                      dynamic_axes={"image": {2: "height", 3: "width"}, "scores": {1: "cells"},
-                                    "boxes": {1: "cells"}},
+    names = output_names(net)
+    torch.onnx.export(wrapper, (x,), str(out), input_names=["image"], output_names=names,
+                      dynamic_axes={"image": {2: "height", 3: "width"}, **{n: {1: "cells"} for n in names}},
                       opset_version=17, dynamo=False)
 
 
@@ -52,11 +56,12 @@ def check_against_torch(net: FaceDetectorNet, onnx_path: Path) -> float:
     for h, w in ((320, 320), (224, 416)):
         x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 255
         with torch.no_grad():
-            ts, tb = wrapper(x)
-        os_, ob = sess.run(["scores", "boxes"], {"image": x.numpy()})
+            ts, *geometry = wrapper(x)
+        os_, *onnx_geometry = sess.run(output_names(net), {"image": x.numpy()})
         worst = max(worst, float(np.abs(ts.numpy() - os_).max()))
-        if not np.allclose(tb.numpy(), ob, atol=1e-2 * max(h, w)):
-            raise RuntimeError(f"ONNX boxes differ from torch at input {h}x{w}")
+        for t, o in zip(geometry, onnx_geometry):
+            if not np.allclose(t.numpy(), o, atol=1e-2 * max(h, w)):
+                raise RuntimeError(f"ONNX boxes or points differ from torch at input {h}x{w}")
     if worst > 1e-3:
         raise RuntimeError(f"ONNX scores differ from torch by {worst:.2e}")
     return worst
@@ -113,7 +118,9 @@ def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
         "model": "facepoints face detector (anchor-free, depthwise-separable, FPN-lite)",
         "input": "float32 RGB (1, 3, H, W), values 0-255, H and W multiples of 32",
         "outputs": {"scores": "(1, L) probability-like face score per cell",
-                    "boxes": "(1, L, 4) x0, y0, x1, y1 in input pixels (pixel centres at integers)"},
+                    "boxes": "(1, L, 4) x0, y0, x1, y1 in input pixels (pixel centres at integers)",
+                    **({"points": "(1, L, 5, 2) eye centres (the image's left first), nose tip, mouth corners, "
+                                  "in input pixels"} if net.points is not None else {})},
         "strides": list(STRIDES), "max_stride": max(STRIDES),
         "threshold": round(float(ck["threshold"]), 4),
         "threshold_rule": f"lowest score with at most {cfg['eval']['fp_budget']} false detections per validation "

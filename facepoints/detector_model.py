@@ -22,12 +22,13 @@ STRIDES = (8, 16, 32)
 
 @dataclass
 class DetectorNetConfig:
-    """Channel widths; the defaults give 58 k parameters, the shipped detector (configs/detector_wide.yaml) 105 k."""
+    """Channel widths; the defaults give 58 k parameters, the shipped detector (configs/detector_points.yaml) 105 k."""
 
     stem: int = 16
     widths: tuple[int, ...] = (24, 32, 64, 96)  # strides 4, 8, 16, 32
     depths: tuple[int, ...] = (1, 2, 3, 2)
     neck: int = 48
+    points: bool = False  # also predict the five points (eye centres, nose tip, mouth corners) per location
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -56,7 +57,8 @@ def _stage(cin: int, cout: int, depth: int) -> nn.Sequential:
 
 
 class FaceDetectorNet(nn.Module):
-    """RGB in [0, 1] (N, 3, H, W) -> per level (scores logits (N, 1, h, w), box (N, 4, h, w) in strides)."""
+    """RGB in [0, 1] (N, 3, H, W) -> per level (scores logits (N, 1, h, w), box (N, 4, h, w) in strides,
+    five points (N, 10, h, w) as x, y offsets from the cell centre in strides, or None without that head)."""
 
     def __init__(self, cfg: DetectorNetConfig | None = None) -> None:
         super().__init__()
@@ -70,10 +72,14 @@ class FaceDetectorNet(nn.Module):
         self.head = nn.Sequential(DWBlock(cfg.neck, cfg.neck), DWBlock(cfg.neck, cfg.neck))
         self.cls = nn.Conv2d(cfg.neck, 1, 1)
         self.box = nn.Conv2d(cfg.neck, 4, 1)
+        self.points = nn.Conv2d(cfg.neck, 10, 1) if cfg.points else None
         self.level_scale = nn.Parameter(torch.ones(len(STRIDES)))
         nn.init.constant_(self.cls.bias, -4.6)  # prior 1 %: most locations are background
         nn.init.normal_(self.box.weight, std=0.01)
         nn.init.constant_(self.box.bias, 0.7)
+        if self.points is not None:
+            nn.init.normal_(self.points.weight, std=0.01)
+            nn.init.zeros_(self.points.bias)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
@@ -87,17 +93,18 @@ class FaceDetectorNet(nn.Module):
         p3 = self.laterals[0](c3) + nn.functional.interpolate(p4, size=c3.shape[-2:], mode="nearest")
         return [s(p) for s, p in zip(self.smooth, (p3, p4, p5))]
 
-    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         out = []
         for i, p in enumerate(self.features(x)):
             h = self.head(p)
             box = torch.exp((self.box(h) * self.level_scale[i]).clamp(-6.0, 6.0))
-            out.append((self.cls(h), box))
+            out.append((self.cls(h), box, self.points(h) if self.points is not None else None))
         return out
 
 
 class ExportWrapper(nn.Module):
-    """ONNX graph: uint8-range float RGB (1, 3, H, W) -> scores (1, L) in [0, 1] and boxes (1, L, 4) in pixels.
+    """ONNX graph: uint8-range float RGB (1, 3, H, W) -> scores (1, L) in [0, 1], boxes (1, L, 4) in pixels and,
+    from a net with the five-point head, points (1, L, 5, 2) in pixels.
 
     Decoding (cell centres, strides, sigmoid) lives in the graph, so the
     runtime only thresholds, runs NMS and rescales.
@@ -108,10 +115,10 @@ class ExportWrapper(nn.Module):
         self.fold_scale = fold_scale
         self.net = _scaled_stem(net, 1 / 255.0) if fold_scale else net
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = image if self.fold_scale else image / 255.0
-        scores, boxes = [], []
-        for stride, (logit, dist) in zip(STRIDES, self.net(x)):
+        scores, boxes, points = [], [], []
+        for stride, (logit, dist, five) in zip(STRIDES, self.net(x)):
             n, _, h, w = logit.shape
             ys = (torch.arange(h, dtype=x.dtype) + 0.5) * stride - 0.5
             xs = (torch.arange(w, dtype=x.dtype) + 0.5) * stride - 0.5
@@ -120,7 +127,11 @@ class ExportWrapper(nn.Module):
             b = torch.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], dim=-1)
             boxes.append(b.reshape(n, -1, 4))
             scores.append(torch.sigmoid(logit).reshape(n, -1))
-        return torch.cat(scores, dim=1), torch.cat(boxes, dim=1)
+            if five is not None:
+                f = five.reshape(n, 5, 2, h, w) * stride + torch.stack([cx, cy])[None, None]
+                points.append(f.permute(0, 3, 4, 1, 2).reshape(n, -1, 5, 2))
+        out = (torch.cat(scores, dim=1), torch.cat(boxes, dim=1))
+        return (*out, torch.cat(points, dim=1)) if points else out
 
 
 def _scaled_stem(net: FaceDetectorNet, scale: float) -> FaceDetectorNet:

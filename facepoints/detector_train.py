@@ -1,6 +1,6 @@
 """Train and export the face detector (torch side).
 
-    facepoints train-detector configs/detector_wide.yaml [-o key=value] [--resume]
+    facepoints train-detector configs/detector_points.yaml [-o key=value] [--resume]
     facepoints export-detector runs/detector/best.pt --out facepoints/weights/detector.onnx
     (or: python -m facepoints.detector_train train|export ...)
 
@@ -74,6 +74,7 @@ class DetectorOptimConfig:
     steps_per_epoch: int = 250
     warmup_steps: int = 200
     box_weight: float = 2.0
+    points_weight: float = 0.5  # the five-point head's smooth-L1 loss (offsets in strides), when the net has one
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 
@@ -108,20 +109,27 @@ class DetectorTrainConfig:
 # ---------------------------------------------------------------- targets
 
 
-def level_targets(boxes: np.ndarray, ignore: np.ndarray, height: int, width: int) -> list[np.ndarray]:
-    """Per stride an array (6, h, w): positive, weight (0 = ignored), l, t, r, b in strides."""
+TARGET_CHANNELS = 17  # positive, weight, l, t, r, b, points known, 5 x (x, y)
+
+
+def level_targets(boxes: np.ndarray, ignore: np.ndarray, height: int, width: int,
+                  points: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per stride an array (17, h, w): positive, weight (0 = ignored), l, t, r, b in strides, then whether the
+    five points (``points`` (N, 5, 2), one row per box) are known and their offsets from the cell in strides."""
     out = []
     sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) if len(boxes) else np.zeros(0)
+    if points is None or len(points) != len(boxes):
+        points = np.full((len(boxes), 5, 2), np.nan)
     for stride, (lo, hi) in zip(STRIDES, LEVEL_RANGES):
         h, w = math.ceil(height / stride), math.ceil(width / stride)
-        t = np.zeros((6, h, w), np.float32)
+        t = np.zeros((TARGET_CHANNELS, h, w), np.float32)
         t[1] = 1.0
         cy, cx = np.mgrid[0:h, 0:w].astype(np.float32)
         cx, cy = (cx + 0.5) * stride - 0.5, (cy + 0.5) * stride - 0.5
         for b in ignore:
             t[1][(cx >= b[0]) & (cx <= b[2]) & (cy >= b[1]) & (cy <= b[3])] = 0.0
         best_area = np.full((h, w), np.inf, np.float32)
-        for b, s in zip(boxes, sides):
+        for b, s, five in zip(boxes, sides, points):
             bx, by = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
             d = np.maximum(np.abs(cx - bx), np.abs(cy - by))
             near = lo * 0.75 <= s < hi * 1.25  # sizes just outside the range: neither taught nor punished
@@ -136,6 +144,10 @@ def level_targets(boxes: np.ndarray, ignore: np.ndarray, height: int, width: int
             t[0][pos], t[1][pos], best_area[pos] = 1.0, 1.0, s * s
             t[2][pos], t[3][pos] = (cx[pos] - b[0]) / stride, (cy[pos] - b[1]) / stride
             t[4][pos], t[5][pos] = (b[2] - cx[pos]) / stride, (b[3] - cy[pos]) / stride
+            known = bool(np.isfinite(five).all())
+            t[6][pos] = float(known)
+            for k, (px, py) in enumerate(five if known else np.zeros((5, 2))):
+                t[7 + 2 * k][pos], t[8 + 2 * k][pos] = (px - cx[pos]) / stride, (py - cy[pos]) / stride
         out.append(t)
     return out
 
@@ -155,18 +167,19 @@ class SceneDataset(Dataset):
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
         scene = compose_scene(self.photos, self.negatives, self.cfg.scene, rng, self.searched)
         s = self.cfg.scene.size
-        targets = level_targets(scene.boxes, scene.ignore, s, s)
+        targets = level_targets(scene.boxes, scene.ignore, s, s, scene.points)
         return (torch.from_numpy(scene.image).permute(2, 0, 1).contiguous(), *map(torch.from_numpy, targets))
 
 
 # ---------------------------------------------------------------- loss
 
 
-def detection_loss(outputs: list[tuple[torch.Tensor, torch.Tensor]], targets: list[torch.Tensor],
+def detection_loss(outputs: list[tuple[torch.Tensor, ...]], targets: list[torch.Tensor],
                    o: DetectorOptimConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Focal loss on every counted cell, IoU loss of the box at positives, both per positive."""
-    cls_sum, box_sum, npos = 0.0, 0.0, 0.0
-    for (logit, dist), t in zip(outputs, targets):
+    """Focal loss on every counted cell, IoU loss of the box at positives, smooth L1 of the five points (when the
+    net predicts them) at positives whose points are known; each per positive."""
+    cls_sum, box_sum, pts_sum, npos = 0.0, 0.0, 0.0, 0.0
+    for (logit, dist, *five), t in zip(outputs, targets):
         pos, weight = t[:, 0], t[:, 1]
         logit = logit[:, 0]
         p = torch.sigmoid(logit)
@@ -177,14 +190,18 @@ def detection_loss(outputs: list[tuple[torch.Tensor, torch.Tensor]], targets: li
         m = pos > 0
         if m.any():
             pred = dist.permute(0, 2, 3, 1)[m]
-            tgt = t[:, 2:].permute(0, 2, 3, 1)[m]
+            tgt = t[:, 2:6].permute(0, 2, 3, 1)[m]
             box_sum = box_sum + iou_loss(pred, tgt).sum()
+            if five and five[0] is not None:
+                known = t[:, 6][m][:, None]
+                err = F.smooth_l1_loss(five[0].permute(0, 2, 3, 1)[m], t[:, 7:].permute(0, 2, 3, 1)[m],
+                                       reduction="none", beta=0.1)
+                pts_sum = pts_sum + (err * known).mean(dim=1).sum()
         npos = npos + float(m.sum())
     n = max(1.0, npos)
-    cls_l, box_l = cls_sum / n, box_sum / n
-    total = cls_l + o.box_weight * box_l
-    return total, {"cls": float(cls_l.detach()) if torch.is_tensor(cls_l) else cls_l,
-                   "box": float(box_l.detach()) if torch.is_tensor(box_l) else box_l, "pos": npos}
+    parts = {"cls": cls_sum / n, "box": box_sum / n, "points": pts_sum / n}
+    total = parts["cls"] + o.box_weight * parts["box"] + o.points_weight * parts["points"]
+    return total, {**{k: float(v.detach()) if torch.is_tensor(v) else v for k, v in parts.items()}, "pos": npos}
 
 
 def iou_loss(pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
@@ -217,7 +234,7 @@ def detect_torch(wrapper: ExportWrapper, image: np.ndarray, threshold: float = 0
     """The runtime's decoding on the torch model: for validation during training."""
     # astype copies: cached photos are read-only arrays
     x = torch.from_numpy(pad_to_stride(image).astype(np.float32)).permute(2, 0, 1)[None]
-    scores, boxes = wrapper(x)
+    scores, boxes, *_ = wrapper(x)
     s, b = scores[0].numpy(), boxes[0].numpy()
     keep = s >= threshold
     s, b = s[keep], b[keep]
@@ -331,7 +348,7 @@ def _train_epoch(net: FaceDetectorNet, loader: DataLoader, opt: torch.optim.Opti
                  o: DetectorOptimConfig, epoch: int, progress: bool,
                  fmt: torch.memory_format = torch.contiguous_format) -> dict[str, Any]:
     net.train()
-    sums = {"loss": 0.0, "cls": 0.0, "box": 0.0}
+    sums = {"loss": 0.0, "cls": 0.0, "box": 0.0, "points": 0.0}
     n, t0 = 0, time.time()
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress, mininterval=10)
     for image, *targets in bar:
@@ -343,8 +360,8 @@ def _train_epoch(net: FaceDetectorNet, loader: DataLoader, opt: torch.optim.Opti
         sched.step()
         n += 1
         sums["loss"] += float(loss.detach())
-        sums["cls"] += parts["cls"]
-        sums["box"] += parts["box"]
+        for k in ("cls", "box", "points"):
+            sums[k] += parts[k]
         bar.set_postfix(loss=f"{sums['loss'] / n:.3f}")
     return {"epoch": epoch, **{k: round(v / max(1, n), 4) for k, v in sums.items()},
             "lr": opt.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}

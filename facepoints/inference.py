@@ -23,7 +23,7 @@ from facepoints.detectors.base import onnx_session
 from facepoints.face import Face
 from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
-from facepoints.refine import DUPLICATE_IOU, REFINE_TOL, distinct, recrop
+from facepoints.refine import DUPLICATE_IOU, REFINE_TOL, distinct, first_crops, recrop
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelError", "ModelNotFoundError",
@@ -405,8 +405,9 @@ class LandmarkModel:
             with self._lock:  # OpenCV's cascade classifier is not safe to run from two threads at once
                 detections = [self.detector.detect(img) for img in images]
         boxes = [self.box_maps.apply(d) if d else np.zeros((0, 4)) for d in detections]
-        points, scores = self._predict_many(images, boxes)
-        crops, angles = [b.copy() for b in boxes], [np.zeros(len(b)) for b in boxes]
+        firsts = [first_crops(b, list(d), self.upright) for b, d in zip(boxes, detections)]
+        crops, angles = [c for c, _ in firsts], [a for _, a in firsts]
+        points, scores = self._predict_many(images, crops, angles)
         for _ in range(self.refine):
             redo = [recrop(b, p, c, a, self._roll_pair, self.refine_tol)
                     for b, p, c, a in zip(boxes, points, crops, angles)]

@@ -18,7 +18,7 @@ from facepoints.geometry import crop_shift, upright_boxes
 # A re-crop is skipped for a face whose crop would move by less than this share of its side (0: always re-crop)
 REFINE_TOL = 0.05  # chosen on held-out faces: benchmarks/results/detected_boxes_validation.md
 # Two detections whose refined faces overlap by this IoU are one face (1: keep both); benchmarks/results/duplicates.md
-DUPLICATE_IOU = 0.3  # fewest held-out false faces with none lost, the highest such IoU
+DUPLICATE_IOU = 0.6  # fewest held-out false faces with none lost, the highest such IoU
 
 
 def tight_boxes(points: np.ndarray) -> np.ndarray:
@@ -34,6 +34,24 @@ def rolls(points: np.ndarray, pair: tuple[int, int] | None) -> np.ndarray:
     # schemes list the pair either way round (kaggle15: the subject's left eye first), so the line's
     # direction is taken within +-90 degrees: faces are not re-cropped upside down
     return (np.arctan2(d[:, 1], d[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
+
+
+def first_crops(boxes: np.ndarray, detections: list, turn: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Crop boxes and angles (radians) of the first landmark pass. A detector that predicts five points gives
+    each face's roll, so with ``turn`` its first crop is already upright, the box shrunk from the turned face's
+    axis-aligned box to the upright face's; other detections start unturned, on their own box."""
+    angles = np.zeros(len(boxes))
+    for i, d in enumerate(detections):
+        five = d.points if turn else None
+        if five is not None and np.isfinite(five[:2]).all():
+            angles[i] = rolls(five[None, :2], (0, 1))[0]
+    crops = boxes.copy()
+    turned = np.flatnonzero(angles != 0.0)
+    if len(turned):
+        grow = (np.abs(np.cos(angles[turned])) + np.abs(np.sin(angles[turned])))[:, None]
+        centre, half = (boxes[turned, :2] + boxes[turned, 2:]) / 2, (boxes[turned, 2:] - boxes[turned, :2]) / 2
+        crops[turned] = np.concatenate([centre - half / grow, centre + half / grow], axis=1)
+    return crops, angles
 
 
 def recrop(boxes: np.ndarray, points: np.ndarray, crops: np.ndarray, angles: np.ndarray,

@@ -148,7 +148,7 @@ def test_detector_configs_find_the_real_data_from_any_folder(real_data: Path, tm
     from facepoints.detector_train import load_detector_config
 
     monkeypatch.chdir(tmp_path)
-    for name in ("detector", "detector_finetune", "detector_wide"):
+    for name in ("detector", "detector_finetune", "detector_wide", "detector_points"):
         cfg = load_detector_config(ROOT / "configs" / f"{name}.yaml")
         for spec in cfg.data.train:
             assert Path(spec.path).exists(), (name, spec.path)
@@ -205,15 +205,20 @@ def test_each_kept_checkpoint_is_what_its_config_trains(checkpoint: str) -> None
 
 
 def test_shipped_detector_is_what_its_config_trains() -> None:
-    """`facepoints train-detector configs/detector_wide.yaml` retrains the shipped detector: one command, no overrides
-    but where its files go and how many threads run them."""
+    """`facepoints train-detector configs/<its name>.yaml` retrains the shipped detector: one command, no overrides
+    but where its files go and how many threads run them; the card's retrain command names that config."""
+    import json
+
     import torch
 
     from facepoints.detector_train import DetectorTrainConfig, load_detector_config
 
     ck = torch.load(ROOT / "checkpoints" / "detector.pt", map_location="cpu", weights_only=True)
+    config = ROOT / "configs" / f"{ck['config']['name']}.yaml"
+    card = json.loads((ROOT / "facepoints" / "weights" / "detector.json").read_text(encoding="utf-8"))
+    assert card["retrain"].startswith(f"facepoints train-detector configs/{config.name};")
     saved = _comparable(ck["config"])
-    recipe = _comparable(dataclasses.asdict(load_detector_config(ROOT / "configs" / "detector_wide.yaml")))
+    recipe = _comparable(dataclasses.asdict(load_detector_config(config)))
     default = _comparable(dataclasses.asdict(DetectorTrainConfig()))
     for runtime in ("out_dir", "threads", "workers"):
         saved.pop(runtime), recipe.pop(runtime)

@@ -156,13 +156,13 @@ def afw_scenes(real_data: Path):
 def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_scenes, real_data: Path) -> None:
     det = CnnDetector(threads=1)
     cnn = summarise(run_detector("facepoints", det, afw_scenes).results, det.score_threshold)
-    # the shipped detector, pyramid and verifier (benchmarks/results/detection.md: 323 of 337 found, 41 false;
-    # AP 0.952 over the boxes kept at its threshold, 0.979 in detection.md over every box down to 0.02) with a
+    # the shipped detector, pyramid and verifier (benchmarks/results/detection.md: 327 of 337 found, 47 false;
+    # AP 0.964 over the boxes kept at its threshold, 0.984 in detection.md over every box down to 0.02) with a
     # little room: shipping a worse detector or verifier turns this red
-    assert cnn.faces == 337 and cnn.found >= 318 and cnn.false_positives <= 48 and cnn.ap >= 0.945, cnn
+    assert cnn.faces == 337 and cnn.found >= 323 and cnn.false_positives <= 54 and cnn.ap >= 0.955, cnn
     rolled = afw_rotated(real_data, 45.0, every=6)
     ours = summarise(run_detector("facepoints", CnnDetector(threads=1), rolled).results, 0.0)
-    assert ours.recall >= 0.93, ours  # 57 of 57 (the previous, narrower detector: 52)
+    assert ours.recall >= 0.93, ours  # 56 of 57 (the previous, narrower detector: 52)
     haar = summarise(run_detector("haar", build_detector("haar"), rolled).results, -1e9)
     assert ours.recall >= haar.recall + 0.2, (ours, haar)
 
@@ -170,20 +170,20 @@ def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_sce
 def test_what_detect_returns_on_whole_real_photos_keeps_its_published_figures(afw_scenes) -> None:
     """The whole pipeline users get: the CNN at the threshold chosen under the not-a-face cut, the landmark
     re-crops, duplicates merged and non-faces dropped, on all of AFW's photos. benchmarks/results/detection.md's
-    facepoints+landmarks row (333 of 337 found, 54 false) with a little room: a worse detector, verifier,
+    facepoints+landmarks row (334 of 337 found, 47 false) with a little room: a worse detector, verifier,
     landmark model, cut or threshold turns this red."""
     import facepoints
     from facepoints.detectors.evaluate import LandmarkPipeline
 
     run = run_detector("facepoints+landmarks", LandmarkPipeline(facepoints.load(threads=1)), afw_scenes)
     s = summarise(run.results, -np.inf)
-    assert s.faces == 337 and s.found >= 330 and s.false_positives <= 60, s
+    assert s.faces == 337 and s.found >= 331 and s.false_positives <= 54, s
 
 
 def test_detect_finds_large_faces_turned_by_45_degrees(real_data: Path) -> None:
-    """benchmarks/detection.py's afw-rot+-45 set, facepoints+landmarks (308 of 337 in detection.md). With the
-    pyramid chosen before the held-out `rotated large` set (band 160 px, step 0.5) these ~200 px turned faces
-    fell to the half-scale level, were boxed 1.5x too big and 291 were found: that pyramid turns this red."""
+    """benchmarks/detection.py's afw-rot+-45 set, facepoints+landmarks (330 of 337 in detection.md). The detector
+    before the five-point head found 291 (its first landmark pass saw these ~200 px turned faces unturned, in a
+    box 1.5x too big), 308 with a pyramid chosen for large turned faces: either turns this red."""
     import facepoints
     from facepoints.detectors.evaluate import LandmarkPipeline
 
@@ -194,7 +194,7 @@ def test_detect_finds_large_faces_turned_by_45_degrees(real_data: Path) -> None:
     rolled = detection.afw_rotated(45.0, every=1)
     s = summarise(run_detector("facepoints+landmarks", LandmarkPipeline(facepoints.load(threads=1)), rolled).results,
                   -np.inf)
-    assert s.faces == 337 and s.found >= 303, s
+    assert s.faces == 337 and s.found >= 322, s
 
 
 def afw_rotated(data: Path, angle: float, every: int):

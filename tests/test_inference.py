@@ -371,7 +371,8 @@ def test_detect_runs_detector_box_map_and_landmarks(real_data: Path, toy: Path, 
     # refinement re-crops around the tight box of the previous pass's points (upright=False: not turned by the
     # roll of the points; test_detect checks the turned crops on real faces)
     inside = make_model(tmp_path, "inside", base=np.random.default_rng(5).uniform(0.2, 0.8, (K, 2)), slope=0.3)
-    once, twice = load(inside, refine=0).detect(image), load(inside, refine=1, upright=False, refine_tol=0).detect(image)
+    once = load(inside, refine=0, upright=False).detect(image)
+    twice = load(inside, refine=1, upright=False, refine_tol=0).detect(image)
     for a, b in zip(once, twice):
         tight = np.concatenate([a.points.min(axis=0), a.points.max(axis=0)])
         assert np.allclose(b.box, tight, atol=1e-6)

@@ -44,6 +44,8 @@ class Detection:
     score: float
     cascade: str = "haarcascade_frontalface_alt2.xml"  # which model found it: the key of its box map
     mirrored: bool = False  # found on the mirrored image (profile faces looking the other way)
+    # (5, 2) eye centres (the image's left first), nose tip, mouth corners, from detectors that predict them
+    points: np.ndarray | None = None
 
 
 class Detector(Protocol):

@@ -161,39 +161,48 @@ class CnnDetector:
         if img.size == 0:
             return []
         h, w = img.shape[:2]
-        boxes, scores = [], []
+        found = []
         level_img = img
         for s, lo, hi in self.levels(w, h):
             level_img = _resized(level_img, img, (max(1, round(w * s)), max(1, round(h * s))))
-            b, sc = self._run_level(level_img, w, h)
+            b, sc, pts = self._run_level(level_img, w, h)
             side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * s
             keep = (side >= lo) & (side < hi)
-            boxes.append(b[keep])
-            scores.append(sc[keep])
-        boxes_a, scores_a = np.concatenate(boxes), np.concatenate(scores)
+            found.append((b[keep], sc[keep], pts[keep]))
+        boxes_a, scores_a, points_a = (np.concatenate(parts) for parts in zip(*found))
         k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)
-        boxes_a, scores_a = boxes_a[k], scores_a[k]
         if self._verifier is not None and len(k):
-            v = self._verifier.probabilities(img, boxes_a)
-            scores_a = combine(scores_a, v, float(self._meta["verifier"]["weight"]))
-            keep = np.flatnonzero(scores_a >= self.score_threshold)
-            k = keep[np.argsort(-scores_a[keep], kind="stable")]
-            boxes_a, scores_a = boxes_a[k], scores_a[k]
-        return [Detection(b, float(sc), BOX_MAP_KEY) for b, sc in zip(boxes_a, scores_a)]
+            v = self._verifier.probabilities(img, boxes_a[k])
+            final = combine(scores_a[k], v, float(self._meta["verifier"]["weight"]))
+            keep = np.flatnonzero(final >= self.score_threshold)
+            order = keep[np.argsort(-final[keep], kind="stable")]
+            scores_a[k[order]] = final[order]
+            k = k[order]
+        has_points = self._points_output
+        return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY, points=points_a[i] if has_points else None)
+                for i in k]
 
-    def _run_level(self, img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (in the pixels of the w x h original) and scores above the threshold, for its resized copy ``img``."""
+    @property
+    def _points_output(self) -> bool:
+        """Whether the network also predicts five points per face (a card exported with that head)."""
+        return "points" in self._meta.get("outputs", {})
+
+    def _run_level(self, img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes and five points (in the pixels of the w x h original; NaN points from a network without that
+        head) and scores above the threshold, for its resized copy ``img``."""
         nh, nw = img.shape[:2]
         stride = int(self._meta.get("max_stride", 32))
         x = np.zeros((1, 3, nh + (-nh % stride), nw + (-nw % stride)), np.float32)
         for c, plane in enumerate(cv2.split(img)):  # ~2x faster than one strided transpose copy
             x[0, c, :nh, :nw] = plane
-        scores, boxes = self._session.run(["scores", "boxes"], {"image": x})
+        names = ["scores", "boxes", "points"] if self._points_output else ["scores", "boxes"]
+        scores, boxes, *points = self._session.run(names, {"image": x})
         keep = scores[0] >= self.candidate_threshold
-        boxes = boxes[0][keep].astype(np.float64)
         sx, sy = nw / w, nh / h
-        boxes = (boxes + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
-        return boxes.reshape(-1, 4), scores[0][keep].astype(np.float64)
+        boxes = (boxes[0][keep].astype(np.float64) + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
+        pts = ((points[0][0][keep].astype(np.float64) + 0.5) / np.array([sx, sy]) - 0.5 if points
+               else np.full((int(keep.sum()), 5, 2), np.nan))
+        return boxes.reshape(-1, 4), scores[0][keep].astype(np.float64), pts.reshape(-1, 5, 2)
 
 
 def _resized(previous: np.ndarray, original: np.ndarray, size: tuple[int, int]) -> np.ndarray:

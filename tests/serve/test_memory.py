@@ -74,7 +74,11 @@ def test_one_big_16bit_png_costs_a_bounded_amount_of_memory() -> None:
         before = memory(url)
         r = post(url, "/v1/landmarks", big_png16(), "big.png")
         after = memory(url)
-    assert r.status_code == 200 and len(r.json()["faces"]) == 1, r.text
+    assert r.status_code == 200, r.text
+    # the sample's face comes back first and sure; on the 12x blown-up grey blocks the five-point detector also
+    # boxes a false face (session 31), which the landmark step flags as doubtful
+    first, *rest = r.json()["faces"]
+    assert not first["doubtful"] and first["face_score"] > 0.5 and all(f["doubtful"] for f in rest), r.text[:300]
     # the native 16-bit decode alone is 75 MB; the old float64 conversion took over a gigabyte
     assert after["peak_rss_bytes"] - before["rss_bytes"] < 400 * MB, (before, after)
 
