@@ -79,7 +79,8 @@ def detector_step_ms(cfg, threads: int, channels_last: bool, bf16: bool, batches
     def one() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = net(x)
-        loss, _ = detection_loss([(a.float(), b.float()) for a, b in out], targets, cfg.optim)
+        loss, _ = detection_loss([tuple(t.float() if t is not None else None for t in level) for level in out],
+                                 targets, cfg.optim)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -174,12 +174,12 @@ class SceneDataset(Dataset):
 # ---------------------------------------------------------------- loss
 
 
-def detection_loss(outputs: list[tuple[torch.Tensor, ...]], targets: list[torch.Tensor],
+def detection_loss(outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]], targets: list[torch.Tensor],
                    o: DetectorOptimConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Focal loss on every counted cell, IoU loss of the box at positives, smooth L1 of the five points (when the
     net predicts them) at positives whose points are known; each per positive."""
     cls_sum, box_sum, pts_sum, npos = 0.0, 0.0, 0.0, 0.0
-    for (logit, dist, *five), t in zip(outputs, targets):
+    for (logit, dist, five), t in zip(outputs, targets):
         pos, weight = t[:, 0], t[:, 1]
         logit = logit[:, 0]
         p = torch.sigmoid(logit)
@@ -192,9 +192,9 @@ def detection_loss(outputs: list[tuple[torch.Tensor, ...]], targets: list[torch.
             pred = dist.permute(0, 2, 3, 1)[m]
             tgt = t[:, 2:6].permute(0, 2, 3, 1)[m]
             box_sum = box_sum + iou_loss(pred, tgt).sum()
-            if five and five[0] is not None:
+            if five is not None:
                 known = t[:, 6][m][:, None]
-                err = F.smooth_l1_loss(five[0].permute(0, 2, 3, 1)[m], t[:, 7:].permute(0, 2, 3, 1)[m],
+                err = F.smooth_l1_loss(five.permute(0, 2, 3, 1)[m], t[:, 7:].permute(0, 2, 3, 1)[m],
                                        reduction="none", beta=0.1)
                 pts_sum = pts_sum + (err * known).mean(dim=1).sum()
         npos = npos + float(m.sum())

@@ -405,7 +405,7 @@ class LandmarkModel:
             with self._lock:  # OpenCV's cascade classifier is not safe to run from two threads at once
                 detections = [self.detector.detect(img) for img in images]
         boxes = [self.box_maps.apply(d) if d else np.zeros((0, 4)) for d in detections]
-        firsts = [first_crops(b, list(d), self.upright) for b, d in zip(boxes, detections)]
+        firsts = [first_crops(b, d, self.upright) for b, d in zip(boxes, detections)]
         crops, angles = [c for c, _ in firsts], [a for _, a in firsts]
         points, scores = self._predict_many(images, crops, angles)
         for _ in range(self.refine):

@@ -9,6 +9,8 @@ its points. Last, two detections that re-cropped onto one face become one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from facepoints.detectors.base import nms
@@ -36,7 +38,7 @@ def rolls(points: np.ndarray, pair: tuple[int, int] | None) -> np.ndarray:
     return (np.arctan2(d[:, 1], d[:, 0]) + np.pi / 2) % np.pi - np.pi / 2
 
 
-def first_crops(boxes: np.ndarray, detections: list, turn: bool) -> tuple[np.ndarray, np.ndarray]:
+def first_crops(boxes: np.ndarray, detections: Sequence, turn: bool) -> tuple[np.ndarray, np.ndarray]:
     """Crop boxes and angles (radians) of the first landmark pass. A detector that predicts five points gives
     each face's roll, so with ``turn`` its first crop is already upright, the box shrunk from the turned face's
     axis-aligned box to the upright face's; other detections start unturned, on their own box."""
