@@ -18,6 +18,7 @@ import torch
 
 from facepoints.config import from_dict
 from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet, count_parameters
+from facepoints.detectors.cnn import output_names
 
 LICENCE = ("Weights trained by the facepoints project from scratch (no pretrained weights) on research-use data: "
            "YouTube Faces frames (68-point annotations of the facial keypoints teaching set) and the HELEN training "
@@ -33,14 +34,10 @@ def load_detector_checkpoint(path: str | Path) -> tuple[FaceDetectorNet, dict[st
     return net.eval(), ck
 
 
-def output_names(net: FaceDetectorNet) -> list[str]:
-    return ["scores", "boxes", "points"] if net.points is not None else ["scores", "boxes"]
-
-
 def _onnx_export(net: FaceDetectorNet, out: Path) -> None:
     wrapper = ExportWrapper(net).eval()
     x = torch.rand(1, 3, 256, 320) * 255
-    names = output_names(net)
+    names = output_names(net.points is not None)
     torch.onnx.export(wrapper, (x,), str(out), input_names=["image"], output_names=names,
                       dynamic_axes={"image": {2: "height", 3: "width"}, **{n: {1: "cells"} for n in names}},
                       opset_version=17, dynamo=False)
@@ -57,7 +54,7 @@ def check_against_torch(net: FaceDetectorNet, onnx_path: Path) -> float:
         x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h)) * 255
         with torch.no_grad():
             ts, *geometry = wrapper(x)
-        os_, *onnx_geometry = sess.run(output_names(net), {"image": x.numpy()})
+        os_, *onnx_geometry = sess.run(output_names(net.points is not None), {"image": x.numpy()})
         worst = max(worst, float(np.abs(ts.numpy() - os_).max()))
         for t, o in zip(geometry, onnx_geometry):
             if not np.allclose(t.numpy(), o, atol=1e-2 * max(h, w)):

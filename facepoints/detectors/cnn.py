@@ -29,6 +29,11 @@ SIDECAR_FORMAT = "facepoints-detector/1"
 BOX_MAP_KEY = "facepoints-cnn"
 
 
+def output_names(points: bool) -> list[str]:
+    """The ONNX outputs, named once for the export (torch) and this runtime (no torch)."""
+    return ["scores", "boxes", "points"] if points else ["scores", "boxes"]
+
+
 def default_model_path() -> Path:
     return Path(str(resources.files("facepoints") / "weights" / f"{MODEL_NAME}.onnx"))
 
@@ -178,7 +183,7 @@ class CnnDetector:
             order = keep[np.argsort(-final[keep], kind="stable")]
             scores_a[k[order]] = final[order]
             k = k[order]
-        has_points = self._points_output
+        has_points = points_a.shape[1] > 0
         return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY, points=points_a[i] if has_points else None)
                 for i in k]
 
@@ -188,21 +193,20 @@ class CnnDetector:
         return "points" in self._meta.get("outputs", {})
 
     def _run_level(self, img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes and five points (in the pixels of the w x h original; NaN points from a network without that
+        """Boxes and five points (in the pixels of the w x h original; (N, 0, 2) from a network without that
         head) and scores above the threshold, for its resized copy ``img``."""
         nh, nw = img.shape[:2]
         stride = int(self._meta.get("max_stride", 32))
         x = np.zeros((1, 3, nh + (-nh % stride), nw + (-nw % stride)), np.float32)
         for c, plane in enumerate(cv2.split(img)):  # ~2x faster than one strided transpose copy
             x[0, c, :nh, :nw] = plane
-        names = ["scores", "boxes", "points"] if self._points_output else ["scores", "boxes"]
-        scores, boxes, *points = self._session.run(names, {"image": x})
+        scores, boxes, *points = self._session.run(output_names(self._points_output), {"image": x})
         keep = scores[0] >= self.candidate_threshold
         sx, sy = nw / w, nh / h
         boxes = (boxes[0][keep].astype(np.float64) + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
         pts = ((points[0][0][keep].astype(np.float64) + 0.5) / np.array([sx, sy]) - 0.5 if points
-               else np.full((int(keep.sum()), 5, 2), np.nan))
-        return boxes.reshape(-1, 4), scores[0][keep].astype(np.float64), pts.reshape(-1, 5, 2)
+               else np.zeros((len(boxes), 0, 2)))
+        return boxes, scores[0][keep].astype(np.float64), pts
 
 
 def _resized(previous: np.ndarray, original: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -57,10 +57,11 @@ class LandmarkPipeline:
     detector, box map, two re-crops, and detections whose points are not a face dropped)."""
 
     model: Any  # a facepoints LandmarkModel
+    sure_only: bool = False  # drop the faces flagged doubtful, as a user who filters on ``Face.doubtful`` does
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         return [Detection(np.asarray(f.box, dtype=np.float64), float(f.detection_score), "landmarks")
-                for f in self.model.detect(image_rgb)]
+                for f in self.model.detect(image_rgb) if not (self.sure_only and f.doubtful)]
 
 
 def run_detector(name: str, detector: Detector, photos: Iterable[LabelledPhoto], iou: float = 0.5,
