@@ -118,7 +118,8 @@ async def run_load(url: str, requests: int, concurrency: int, heavy: int, timeou
             alone.append(time.perf_counter() - t)
         want = {}
         for upload in {id(u): u for u in uploads}.values():
-            alone_answer = await client.post(f"{url}/v1/landmarks", files={"image": ("photo", upload, "image/png")})
+            alone_answer = await client.post(f"{url}/v1/landmarks",
+                                             files={"image": ("photo", upload, "application/octet-stream")})
             alone_answer.raise_for_status()
             want[id(upload)] = len(alone_answer.json()["faces"])
         idle = await health(client, url)

@@ -146,8 +146,9 @@ def level_targets(boxes: np.ndarray, ignore: np.ndarray, height: int, width: int
             t[4][pos], t[5][pos] = (b[2] - cx[pos]) / stride, (b[3] - cy[pos]) / stride
             known = bool(np.isfinite(five).all())
             t[6][pos] = float(known)
-            for k, (px, py) in enumerate(five if known else np.zeros((5, 2))):
-                t[7 + 2 * k][pos], t[8 + 2 * k][pos] = (px - cx[pos]) / stride, (py - cy[pos]) / stride
+            five = five if known else np.zeros((5, 2))
+            t[7::2][:, pos] = (five[:, :1] - cx[pos]) / stride
+            t[8::2][:, pos] = (five[:, 1:] - cy[pos]) / stride
         out.append(t)
     return out
 
