@@ -156,8 +156,9 @@ def crop_to_input(crop: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
         return (grey.astype(np.float32) / 255.0)[None]
-    if channels == 3:  # C-ordered, so onnxruntime gets it without another copy
-        return np.divide(crop.transpose(2, 0, 1), np.float32(255.0), dtype=np.float32, order="C")
+    if channels == 3:  # C-ordered for onnxruntime; cast, then divide in place: the same bits, half the time
+        x = crop.transpose(2, 0, 1).astype(np.float32, order="C")
+        return np.divide(x, np.float32(255.0), out=x)
     raise ValueError(f"channels must be 1 or 3, not {channels}")
 
 
@@ -180,24 +181,20 @@ def check_boxes(boxes: np.ndarray | Sequence[Sequence[float]], image_size: tuple
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"boxes must be an (N, 4) array of x0, y0, x1, y1, got shape {b.shape}")
     w, h = image_size
-    x0, y0, x1, y1 = b.T
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, 1e308 - -1e308: caught as not finite or too big
-        bad = (~np.isfinite(b).all(axis=1) | (x1 <= x0) | (y1 <= y0)
-               | (np.maximum(x1 - x0, y1 - y0) > MAX_BOX_SCALE * max(w, h))
-               | (x1 < -0.5) | (y1 < -0.5) | (x0 > w - 0.5) | (y0 > h - 0.5))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"box {i} {[float(v) for v in b[i]]}: {_box_problem(b[i], w, h)} (image {w} x {h})")
+    for i, box in enumerate(b.tolist()):  # Python floats: a few boxes check faster than numpy's calls start
+        problem = _box_problem(box, w, h)
+        if problem:
+            raise ValueError(f"box {i} {box}: {problem} (image {w} x {h})")
     return b
 
 
-def _box_problem(box: np.ndarray, w: int, h: int) -> str:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not np.isfinite(box).all():
+def _box_problem(box: list[float], w: int, h: int) -> str:
+    x0, y0, x1, y1 = box
+    if not all(math.isfinite(v) for v in box):
         return "not finite"
     if x1 <= x0 or y1 <= y0:
         return "empty or inverted (needs x0 < x1 and y0 < y1)"
-    if max(x1 - x0, y1 - y0) > MAX_BOX_SCALE * max(w, h):
+    if max(x1 - x0, y1 - y0) > MAX_BOX_SCALE * max(w, h):  # 1e308 - -1e308 is inf here: too big, as it should be
         return f"more than {MAX_BOX_SCALE:g} times the image's size"
     if x1 < -0.5 or y1 < -0.5 or x0 > w - 0.5 or y0 > h - 0.5:
         return "wholly outside the image"
