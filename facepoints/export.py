@@ -181,10 +181,13 @@ def _drop_unread(graph) -> None:
 
 
 def head_nodes(graph) -> set[str]:
-    """Nodes from the last convolutions on: heatmap logits, softmax and soft-argmax stay float.
+    """Nodes from the heatmap convolutions on: heatmap logits, softmax and soft-argmax stay float.
 
     Rounding heatmap logits to 8 bits shifts soft-argmax by pixels, while the
     backbone and decoder lose nothing measurable, so only they are quantised.
+    The heatmaps are the last convolutions that feed a Softmax; the score map's
+    conv (pooled under them) is quantised with the decoder. A net without a
+    Softmax keeps all its last convolutions float.
     """
     consumers: dict[str, list] = {}
     for node in graph.node:
@@ -204,7 +207,8 @@ def head_nodes(graph) -> set[str]:
         return out
 
     heads = [n for n in graph.node if n.op_type == "Conv" and not any(d.op_type == "Conv" for d in downstream(n))]
-    return {n.name for h in heads for n in [h, *downstream(h)]}
+    heatmaps = [h for h in heads if any(d.op_type == "Softmax" for d in downstream(h))]
+    return {n.name for h in heatmaps or heads for n in [h, *downstream(h)]}
 
 
 def stem_nodes(graph) -> set[str]:

@@ -175,15 +175,13 @@ class HeatmapNet(nn.Module):
         if self.stem_lateral is not None:
             top = _upsampled(top, stem) + self.stem_lateral(stem)
         f = self.mix(self.smooth(top))
-        logits = self.heatmap(f)  # (N, K, h, w)
-        h, w = logits.shape[-2:]
-        grid = self.grid if self.grid.shape[0] == h * w else torch.stack(_grid(h, w, logits.device), dim=-1)
-        prob = torch.softmax(logits.flatten(2), dim=-1)  # (N, K, h*w)
+        h, w = f.shape[-2:]
+        grid = self.grid if self.grid.shape[0] == h * w else torch.stack(_grid(h, w, f.device), dim=-1)
+        prob = torch.softmax(self.heatmap(f).flatten(2), dim=-1)  # (N, K, h*w)
         points = prob @ grid  # soft-argmax: (N, K, 2)
-        # The score head pooled under each heatmap, as W . (sum prob * f) + b: the same numbers as running the
-        # 1x1 conv on every cell and pooling, for one matrix product instead of a conv over the whole grid.
-        pooled = prob @ f.flatten(2).transpose(1, 2)  # (N, K, C)
-        score_logit = (pooled * self.score.weight.flatten(1)).sum(-1) + self.score.bias
+        # The score head pooled under each heatmap. Pooling its 1x1 conv's map rather than the features lets that
+        # conv run in int8 with the decoder; pooling features first needs a float (K x cells x C) matrix product.
+        score_logit = (prob * self.score(f).flatten(2)).sum(-1)
         out = {"points": points, "scores": torch.sigmoid(score_logit), "score_logits": score_logit}
         if self.point_offset is not None:
             out["points"] = points + self.offset_table()[0]

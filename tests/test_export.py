@@ -103,7 +103,10 @@ def test_int8_export_quantises_the_backbone_keeps_the_head_float_and_stays_close
     assert ops.count("QuantizeLinear") > 10
     heads = head_nodes(graph)
     head_convs = [n for n in graph.node if n.name in heads and n.op_type == "Conv"]
-    assert len(head_convs) == 1  # the heatmap convolution (the score head is a product with pooled features)
+    assert len(head_convs) == 1  # the heatmap convolution
+    made = {o: n for n in graph.node for o in n.output}
+    score = [n for n in graph.node if n.op_type == "Conv" and "score" in n.name]  # its map is pooled under them
+    assert len(score) == 1 and all(made[i].op_type == "DequantizeLinear" for i in score[0].input[:2])
     assert all(i in {init.name for init in graph.initializer} for n in head_convs for i in n.input[1:])
     assert {"Softmax", "MatMul"} <= {n.op_type for n in graph.node if n.name in heads}
     assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in graph.node if n.name in heads}

@@ -179,7 +179,7 @@ def test_the_cnn_runs_at_the_threshold_chosen_under_the_cut_only_while_the_cut_h
     own = build_detector("facepoints").score_threshold
     stem = "not_a_face" if name == "default" else f"not_a_face_{name}"
     result = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{stem}.json").read_text())
-    if result["own_threshold"]:  # fast: its rule's threshold boxed a false face on the sample photo (regenerate.sh)
+    if result["own_threshold"]:  # its rule's threshold boxed a false face on the sample photo (one_face.py)
         assert model.calibration.detector_thresholds == {} and model.detector.score_threshold == pytest.approx(own)
         return
     chosen = model.calibration.detector_thresholds["facepoints"]
@@ -192,6 +192,19 @@ def test_the_cnn_runs_at_the_threshold_chosen_under_the_cut_only_while_the_cut_h
     path, kw = _model_spec(model)  # what a batch worker builds
     assert load(path, **kw).detector.score_threshold == pytest.approx(chosen)
     assert isinstance(load(name, detector="haar").detector, HaarDetector)  # no threshold forced on the others
+
+
+@pytest.mark.parametrize("name", ["default", "fast", "accurate"])
+def test_each_model_finds_just_the_sample_photos_one_face_as_stored_and_as_a_turned_phone_jpeg(
+        name: str, capsys: pytest.CaptureFixture) -> None:
+    """The check regenerate.sh runs before a model keeps its rule's detector threshold (benchmarks/one_face.py)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import one_face
+
+    assert one_face.main(name) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out.count(": 1 faces") == 2
 
 
 def test_detects_tuning_constants_are_the_ones_chosen_on_held_out_photos() -> None:
