@@ -183,7 +183,7 @@ class CnnDetector:
             order = keep[np.argsort(-final[keep], kind="stable")]
             scores_a[k[order]] = final[order]
             k = k[order]
-        has_points = points_a.shape[1] > 0
+        has_points = self._points_output
         return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY, points=points_a[i] if has_points else None)
                 for i in k]
 
