@@ -4,18 +4,16 @@
 
 ``regenerate.sh`` runs it after a not-a-face rule chose a model's detector threshold: a threshold that boxes a
 second face on the project's own sample photo, or on its top 512 x 400 crop stored the way a phone stores a
-turned photo (pixels turned, re-encoded as JPEG, an EXIF tag to turn them back: ``tests/test_browser.py``), is
+turned photo (pixels turned, re-encoded as JPEG, an EXIF tag to turn them back: ``facepoints.testing.photos``,
+as ``tests/test_browser.py`` sends it), is
 not shipped, and the model keeps the detector's own threshold. Nothing here is a test set.
 """
 
 from __future__ import annotations
 
-import io
 import sys
 import tempfile
 from pathlib import Path
-
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -23,29 +21,20 @@ sys.path.insert(0, str(ROOT))
 import facepoints  # noqa: E402
 from facepoints.cli import sample_image_path  # noqa: E402
 from facepoints.inference import read_image  # noqa: E402
-
-
-def phone_jpeg(path: Path) -> Path:
-    """The page test's photo: the sample's top 512 x 400, stored turned with EXIF orientation 6."""
-    upright = Image.open(path).convert("RGB").crop((0, 0, 512, 400))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    buf = io.BytesIO()
-    upright.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95, exif=exif)
-    out = Path(tempfile.gettempdir()) / "facepoints_one_face_sample.jpg"
-    out.write_bytes(buf.getvalue())
-    return out
+from facepoints.testing.photos import phone_jpeg  # noqa: E402
 
 
 def main(model_name: str) -> int:
     model = facepoints.load(model_name, threads=1)
     sample = sample_image_path()
     bad = 0
-    for name, path in (("sample", sample), ("sample as a turned phone JPEG", phone_jpeg(sample))):
-        faces = model.detect(read_image(path))
-        print(f"{model_name}, {name}: {len(faces)} faces " +
-              " ".join(f"[box {f.box.round(0).tolist()}, detection {f.detection_score:.3f}]" for f in faces))
-        bad += len(faces) != 1
+    with tempfile.TemporaryDirectory(prefix="facepoints-one-face-") as tmp:
+        turned = phone_jpeg(sample, Path(tmp) / "turned.jpg")
+        for name, path in (("sample", sample), ("sample as a turned phone JPEG", turned)):
+            faces = model.detect(read_image(path))
+            print(f"{model_name}, {name}: {len(faces)} faces " +
+                  " ".join(f"[box {f.box.round(0).tolist()}, detection {f.detection_score:.3f}]" for f in faces))
+            bad += len(faces) != 1
     return int(bad > 0)
 
 

@@ -31,6 +31,16 @@ detector_choices() {
   run detector_validation $PY benchmarks/detector_validation.py  # with the card the two rules above wrote
 }
 
+# not_a_face_rule MODEL LOG OUT: the model takes its rule's detector threshold unless that boxes a second, false
+# face on the sample photo or the page test's turned JPEG of it (fast's 0.28 did in session 27, the 140-epoch
+# default's 0.21 and accurate's 0.37 in session 33); then it keeps the CNN's own threshold
+not_a_face_rule() {
+  local model=$1 log=$2 out=$3
+  run "$log" $PY benchmarks/not_a_face.py --model "$model" --write-card --out "$out"
+  $PY benchmarks/one_face.py "$model" ||
+    run "${log}_own" $PY benchmarks/not_a_face.py --model "$model" --write-card --own-threshold --out "$out"
+}
+
 landmark_choices() {
   run quantization $PY benchmarks/quantization.py --models default fast accurate
   run calibrate_default $PY benchmarks/calibrate_scores.py --model facepoints/weights/default.onnx --write-card
@@ -38,18 +48,9 @@ landmark_choices() {
     --config configs/student.yaml --write-card --out benchmarks/results/fast
   run calibrate_accurate $PY benchmarks/calibrate_scores.py --model facepoints/weights/accurate.onnx \
     --config configs/teacher128.yaml --write-card --out benchmarks/results/accurate
-  # each model takes its rule's threshold unless that boxes a second, false face on the sample photo or the page
-  # test's turned JPEG of it (fast's 0.28 did in session 27; the 140-epoch default's 0.21 and accurate's 0.37 in session 33); then it
-  # keeps the CNN's own threshold
-  run not_a_face $PY benchmarks/not_a_face.py --write-card
-  $PY benchmarks/one_face.py default || run not_a_face_own $PY benchmarks/not_a_face.py --write-card --own-threshold
-  run not_a_face_fast $PY benchmarks/not_a_face.py --model fast --write-card --out benchmarks/results/not_a_face_fast
-  $PY benchmarks/one_face.py fast || run not_a_face_fast_own $PY benchmarks/not_a_face.py --model fast --write-card \
-    --own-threshold --out benchmarks/results/not_a_face_fast
-  run not_a_face_accurate $PY benchmarks/not_a_face.py --model accurate --write-card \
-    --out benchmarks/results/not_a_face_accurate
-  $PY benchmarks/one_face.py accurate || run not_a_face_accurate_own $PY benchmarks/not_a_face.py --model accurate \
-    --write-card --own-threshold --out benchmarks/results/not_a_face_accurate
+  not_a_face_rule default not_a_face benchmarks/results/not_a_face
+  not_a_face_rule fast not_a_face_fast benchmarks/results/not_a_face_fast
+  not_a_face_rule accurate not_a_face_accurate benchmarks/results/not_a_face_accurate
   run duplicates $PY benchmarks/duplicates.py
   run refine_tol $PY benchmarks/detected_boxes.py --split validation
   run first_pass $PY benchmarks/first_pass.py

@@ -91,14 +91,6 @@ def decompression_bomb(path: Path, side: int = 20000) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
-def exif_rotated(upright: Image.Image, orientation: int, path: Path) -> None:
-    """Store the pixels turned as a camera would, with the EXIF tag that turns them back for display."""
-    stored = {6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180, 8: Image.Transpose.ROTATE_270}
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    upright.transpose(stored[orientation]).save(path, quality=95, exif=exif)
-
-
 def assert_on_the_face(points: np.ndarray, reference: np.ndarray) -> None:
     """Within 3 % of the eye distance of the reference on average (JPEG re-encoding moves points a little)."""
     eyes = np.linalg.norm(reference[36:42].mean(axis=0) - reference[42:48].mean(axis=0))

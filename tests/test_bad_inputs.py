@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 from facepoints.cli import app, sample_image_path
 from facepoints.datasets import CleaningReport, DataError, load_pts_folder, load_youtube_csv, read_pts, write_pts
 from facepoints.inference import ImageError, LandmarkModel, load, read_image
+from facepoints.testing.photos import exif_rotated, sample_crop
 from tests.conftest import synthetic_face
-from tests.helpers import assert_on_the_face, decompression_bomb, exif_rotated  # noqa: F401 - also used by test_browser
+from tests.helpers import assert_on_the_face, decompression_bomb
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def build_corpus(folder: Path) -> Path:
     rgba.putalpha(Image.fromarray(alpha))
     rgba.save(folder / "rgba.png")
     photo.convert("L").save(folder / "grey.jpg", quality=95)
-    crop = photo.crop((0, 0, 512, 400))  # not square, so a lost rotation shows in the size too
+    crop = sample_crop(sample_image_path())
     crop.save(folder / "crop_reference.png")
     exif_rotated(crop, 6, folder / "exif_rotated_6.jpg")
     exif_rotated(crop, 3, folder / "exif_rotated_3.jpg")

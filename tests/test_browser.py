@@ -22,7 +22,8 @@ from PIL import Image
 
 from facepoints.cli import sample_image_path
 from facepoints.inference import load, read_image
-from tests.test_bad_inputs import assert_on_the_face, exif_rotated
+from facepoints.testing.photos import phone_jpeg, sample_crop
+from tests.helpers import assert_on_the_face
 
 CHROMIUM = Path(os.environ.get("FACEPOINTS_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -147,9 +148,9 @@ def test_upload_draws_points_and_lists_the_face(page, tmp_path: Path) -> None:
 
 
 def test_exif_rotated_photo_is_shown_upright_with_points_on_the_face(page, tmp_path: Path) -> None:
-    upright = Image.open(sample_image_path()).convert("RGB").crop((0, 0, 512, 400))
+    upright = sample_crop(sample_image_path())
     upright.save(tmp_path / "upright.png")
-    exif_rotated(upright, 6, tmp_path / "rotated.jpg")
+    phone_jpeg(sample_image_path(), tmp_path / "rotated.jpg")
     with page.expect_response("**/v1/landmarks**") as response:
         page.get_by_label("Photo to analyse").set_input_files(str(tmp_path / "rotated.jpg"))
     wait_for_result(page)

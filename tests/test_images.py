@@ -18,7 +18,8 @@ from facepoints.images import (
     read_image,
 )
 from facepoints.inference import load
-from tests.helpers import big_jpeg, decompression_bomb, exif_rotated
+from facepoints.testing.photos import exif_rotated
+from tests.helpers import big_jpeg, decompression_bomb
 
 
 def test_the_default_pixel_limit_is_the_services(tmp_path: Path) -> None:
