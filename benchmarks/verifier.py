@@ -1,4 +1,5 @@
-"""Does the face verifier help, how should its score combine with the detector's, and at what threshold?
+"""Does the face verifier help, how should its score combine with the detector's, at what threshold, and should
+the detector also look at the mirrored photo?
 
     python benchmarks/verifier.py [--write-card] [--verifier CANDIDATE.onnx --out benchmarks/results/NAME]
 
@@ -7,8 +8,9 @@ people and photos the detector and the verifier never trained on, composed,
 natural, enlarged, rotated and grey), the detector keeps every candidate down to the
 verifier's candidate threshold; each gets the verifier's probability, and the
 final score is their weighted geometric mean (``weight`` 0 = the detector
-alone, 1 = the verifier alone). The weight with the best mean AP over the
-sets wins (the detector's pyramid rule); its threshold is the lowest final
+alone, 1 = the verifier alone). The detector runs as it is and with ``flip``
+(its scores averaged with the mirrored photo's). The weight and flip with the
+best mean AP over the sets win (the detector's pyramid rule); the threshold is the lowest final
 score with at most ``--fp-budget`` false detections per photo, pooled over the
 sets. No test set is used. ``--write-card`` stores the choice in the
 detector card. Writes benchmarks/results/verifier.{md,json} (or ``--out``).
@@ -57,12 +59,13 @@ def candidates(sets: dict, detector: CnnDetector, verifier: FaceVerifier) -> tup
     return out, 1000 * spent / max(1, photos)
 
 
-def evaluate(cands: dict, weight: float, budget: float) -> dict:
+def evaluate(cands: dict, weight: float, budget: float, flip: bool) -> dict:
     results = {name: [match_image(b, combine(d, v, weight), sc.boxes, sc.ignore) for b, d, v, sc in rows]
                for name, rows in cands.items()}
     thr = threshold_for_fp_budget([r for rs in results.values() for r in rs], budget)
     per = {name: summarise(rs, thr) for name, rs in results.items()}
-    return {"weight": weight, "threshold": round(thr, 4), "mean_ap": round(float(np.mean([s.ap for s in per.values()])), 4),
+    return {"flip": flip, "weight": weight, "threshold": round(thr, 4),
+            "mean_ap": round(float(np.mean([s.ap for s in per.values()])), 4),
             "sets": {n: {"faces": s.faces, "found": s.found, "recall": round(s.recall, 4),
                          "fp_per_photo": round(s.fp_per_image, 4), "ap": round(s.ap, 4)} for n, s in per.items()}}
 
@@ -94,13 +97,14 @@ def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed
              f"Candidates: the detector's boxes down to score {args.candidate_threshold}; final score = detector^(1-w) "
              f"x verifier^w. Threshold: the lowest final score with at most {args.fp_budget} false detections per "
              "photo over all the sets. Sets: " + ", ".join(f"{n} ({len(sets[n])} photos)" for n in names) + ".", "",
-             "| weight w | threshold | mean AP | " + " | ".join(f"{n}: recall / FP per photo / AP" for n in names)
-             + " |", "|---:|---:|---:|" + "---|" * len(names)]
+             "| flip | weight w | threshold | mean AP | "
+             + " | ".join(f"{n}: recall / FP per photo / AP" for n in names) + " |", "|---|---:|---:|---:|" + "---|" * len(names)]
     for r in rows:
         cells = [f"{100 * r['sets'][n]['recall']:.1f} % / {r['sets'][n]['fp_per_photo']:.3f} / {r['sets'][n]['ap']:.3f}"
                  for n in names]
         mark = " (chosen)" if r is best else ""
-        lines.append(f"| {r['weight']}{mark} | {r['threshold']:.4f} | {r['mean_ap']:.4f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {'yes' if r['flip'] else 'no'} | {r['weight']}{mark} | {r['threshold']:.4f} | "
+                     f"{r['mean_ap']:.4f} | " + " | ".join(cells) + " |")
     lines += ["", (f"w = 0 is the detector alone under the same threshold rule. Verifier time (1 thread, a photo's "
               f"candidates in one batch): {verifier_ms:.2f} ms per photo for every candidate down to "
               f"{args.candidate_threshold}; as `detect` runs it with the chosen weight, only candidates that could "
@@ -123,21 +127,26 @@ def main() -> None:
     args = ap.parse_args()
     cv2.setNumThreads(1)
     sets = validation_sets(args.config, args.cache)
-    detector = CnnDetector(threshold=args.candidate_threshold, threads=1, verify=False)
-    cands, ms = candidates(sets, detector, FaceVerifier(args.verifier, threads=1))
-    rows = [evaluate(cands, w, args.fp_budget) for w in WEIGHTS]
+    rows, by_flip = [], {}
+    for flip in (False, True):
+        detector = CnnDetector(threshold=args.candidate_threshold, threads=1, verify=False, flip=flip)
+        by_flip[flip] = candidates(sets, detector, FaceVerifier(args.verifier, threads=1))
+        rows += [evaluate(by_flip[flip][0], w, args.fp_budget, flip) for w in WEIGHTS]
     best = max(rows, key=lambda r: r["mean_ap"])
-    write(rows, best, sets, ms, deployed_ms(cands, best, args.candidate_threshold, FaceVerifier(args.verifier, threads=1)),
-          args)
+    cands, ms = by_flip[best["flip"]]
+    deployed = deployed_ms(cands, best, args.candidate_threshold, FaceVerifier(args.verifier, threads=1))
+    write(rows, best, sets, ms, deployed, args)
     if args.write_card and best["weight"] > 0:
         card = json.loads(CARD.read_text(encoding="utf-8"))
+        card["flip"] = best["flip"]
         card["verifier"] = {"file": args.verifier.name, "candidate_threshold": args.candidate_threshold,
                             "weight": best["weight"], "threshold": best["threshold"],
-                            "rule": f"weight: best mean AP over the held-out sets; threshold: lowest final score "
-                                    f"with at most {args.fp_budget} false detections per held-out photo "
+                            "rule": f"weight and flip: best mean AP over the held-out sets; threshold: lowest "
+                                    f"final score with at most {args.fp_budget} false detections per held-out photo "
                                     "(benchmarks/results/verifier.md)"}
         CARD.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote the verifier's weight {best['weight']} and threshold {best['threshold']} into {CARD}")
+        print(f"wrote flip {best['flip']}, the verifier's weight {best['weight']} and threshold {best['threshold']} "
+              f"into {CARD}")
 
 
 if __name__ == "__main__":

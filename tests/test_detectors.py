@@ -20,6 +20,7 @@ from facepoints.detectors import (
     box_iou,
     build_detector,
 )
+from facepoints.detectors.cnn import merge_mirrored, mirrored
 from facepoints.detectors.evaluate import photos_from_wider, run_detector
 from facepoints.detectors.metrics import average_precision, match_image, summarise
 from facepoints.geometry import tight_box
@@ -81,6 +82,39 @@ def test_cnn_threshold_and_min_face_options(three_faces) -> None:
     coarse = CnnDetector(min_face=20.0, threads=1)
     assert det.scale_for(*image.shape[1::-1]) == pytest.approx(2 * coarse.scale_for(*image.shape[1::-1]))
     assert len(det.detect(image)) == 3
+
+
+def test_mirrored_candidates_come_back_in_the_photos_pixels_with_left_and_right_swapped() -> None:
+    boxes = np.array([[10.0, 20.0, 50.0, 70.0]])
+    points = np.array([[[20.0, 40.0], [40.0, 40.0], [30.0, 50.0], [22.0, 60.0], [38.0, 60.0]]])
+    mb, ms, mp = mirrored((boxes, np.array([0.9]), points), width=100)
+    np.testing.assert_allclose(mb, [[49.0, 20.0, 89.0, 70.0]])
+    np.testing.assert_allclose(mp[0, 0], [59.0, 40.0])  # the left eye of the mirror is the photo's right eye
+    back = mirrored((mb, ms, mp), width=100)
+    np.testing.assert_allclose(back[0], boxes) and np.testing.assert_allclose(back[2], points)
+
+
+def test_merging_the_two_looks_averages_a_pair_and_halves_a_face_seen_once() -> None:
+    a = (np.array([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]]), np.array([0.8, 0.6]), np.zeros((2, 0, 2)))
+    b = (np.array([[1.0, 0.0, 11.0, 10.0], [100.0, 0.0, 110.0, 10.0]]), np.array([0.4, 0.9]), np.zeros((2, 0, 2)))
+    boxes, scores, points = merge_mirrored(a, b)
+    np.testing.assert_allclose(scores, [0.6, 0.3, 0.45])
+    np.testing.assert_allclose(boxes[0], [0.5, 0.0, 10.5, 10.0])
+    assert points.shape == (3, 0, 2)
+    empty = (np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+    assert len(merge_mirrored(empty, empty)[0]) == 0
+
+
+def test_with_flip_the_cnn_answers_a_mirrored_photo_with_mirrored_faces(three_faces) -> None:
+    image, truths = three_faces
+    det = CnnDetector(threads=1, flip=True)
+    found, seen = det.detect(image), det.detect(np.ascontiguousarray(image[:, ::-1]))
+    assert len(found) == len(seen) == 3
+    back = mirrored((np.array([d.box for d in seen]), np.zeros(3), np.zeros((3, 0, 2))), image.shape[1])[0]
+    iou = box_iou(np.array([d.box for d in found]), back)
+    assert (iou.max(axis=1) > 0.9).all(), iou  # the same faces, up to the stride padding on the right
+    plain = CnnDetector(threads=1, flip=False).detect(image)
+    assert len(plain) == 3 and {d.score for d in plain} != {d.score for d in found}
 
 
 def test_load_takes_a_detector_name(three_faces) -> None:

@@ -20,13 +20,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facepoints.detectors.base import Detection, DetectorError, nms, onnx_session, to_rgb
+from facepoints.detectors.base import Detection, DetectorError, box_iou, nms, onnx_session, to_rgb
 from facepoints.detectors.boxmap import BoxMap, BoxMaps
 from facepoints.detectors.verifier import FaceVerifier, candidate_floor, combine
 
 MODEL_NAME = "detector"
 SIDECAR_FORMAT = "facepoints-detector/1"
 BOX_MAP_KEY = "facepoints-cnn"
+FLIP_FLOOR = 0.05  # with ``flip``, each way round keeps candidates from this score up (the verifier's own floor)
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N, 4), scores (N,), five points (N, 5 or 0, 2)
 
 
 def output_names(points: bool) -> list[str]:
@@ -79,6 +81,10 @@ class CnnDetector:
     # A second look at each candidate (detectors/verifier.py) when the card names a verifier; False: the
     # detector's score alone, with its own threshold.
     verify: bool = True
+    # Also run on the mirrored photo and average the two scores of each face (None: the card's choice, made on
+    # held-out photos by benchmarks/verifier.py). Twice the network time for fewer misses at the same false
+    # detections: a face the network half-sees one way round is often clear the other.
+    flip: bool | None = None
     _session: Any = field(default=None, init=False, repr=False, compare=False)
     _meta: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _verifier: FaceVerifier | None = field(default=None, init=False, repr=False, compare=False)
@@ -160,22 +166,25 @@ class CnnDetector:
             out.append((s, lo, band * ov))
             s *= step
 
+    @property
+    def flips(self) -> bool:
+        return bool(self._meta.get("flip", False)) if self.flip is None else self.flip
+
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         """All faces in an RGB (H, W, 3) or greyscale (H, W) uint8 image, best first."""
         img = to_rgb(image_rgb)
         if img.size == 0:
             return []
-        h, w = img.shape[:2]
-        found = []
-        level_img = img
-        for s, lo, hi in self.levels(w, h):
-            level_img = _resized(level_img, img, (max(1, round(w * s)), max(1, round(h * s))))
-            b, sc, pts = self._run_level(level_img, w, h)
-            side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * s
-            keep = (side >= lo) & (side < hi)
-            found.append((b[keep], sc[keep], pts[keep]))
-        boxes_a, scores_a, points_a = (np.concatenate(parts) for parts in zip(*found))
+        floor = self.candidate_threshold
+        if self.flips:  # a face whose mean can reach the floor: each way round at least 2 floor - 1
+            each = max(2.0 * floor - 1.0, FLIP_FLOOR)
+            found = merge_mirrored(self._candidates(img, each), mirrored(self._candidates(img[:, ::-1], each),
+                                                                         img.shape[1]))
+        else:
+            found = self._candidates(img, floor)
+        boxes_a, scores_a, points_a = found
         k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)
+        k = k[scores_a[k] >= floor]
         if self._verifier is not None and len(k):
             v = self._verifier.probabilities(img, boxes_a[k])
             final = combine(scores_a[k], v, float(self._meta["verifier"]["weight"]))
@@ -187,26 +196,79 @@ class CnnDetector:
         return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY, points=points_a[i] if has_points else None)
                 for i in k]
 
+    def _candidates(self, img: np.ndarray, floor: float) -> Candidates:
+        """Every level's boxes, scores and five points from ``floor`` up, merged by NMS."""
+        h, w = img.shape[:2]
+        found = []
+        level_img = img
+        for s, lo, hi in self.levels(w, h):
+            level_img = _resized(level_img, img, (max(1, round(w * s)), max(1, round(h * s))))
+            b, sc, pts = self._run_level(level_img, w, h, floor)
+            side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * s
+            keep = (side >= lo) & (side < hi)
+            found.append((b[keep], sc[keep], pts[keep]))
+        boxes, scores, points = (np.concatenate(parts) for parts in zip(*found))
+        k = nms(boxes, scores, self.nms_iou, self.max_faces)
+        return boxes[k], scores[k], points[k]
+
     @property
     def _points_output(self) -> bool:
         """Whether the network also predicts five points per face (a card exported with that head)."""
         return "points" in self._meta.get("outputs", {})
 
-    def _run_level(self, img: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _run_level(self, img: np.ndarray, w: int, h: int, floor: float) -> Candidates:
         """Boxes and five points (in the pixels of the w x h original; (N, 0, 2) from a network without that
-        head) and scores above the threshold, for its resized copy ``img``."""
+        head) and scores from ``floor`` up, for its resized copy ``img``."""
         nh, nw = img.shape[:2]
         stride = int(self._meta.get("max_stride", 32))
         x = np.zeros((1, 3, nh + (-nh % stride), nw + (-nw % stride)), np.float32)
         for c, plane in enumerate(cv2.split(img)):  # ~2x faster than one strided transpose copy
             x[0, c, :nh, :nw] = plane
         scores, boxes, *points = self._session.run(output_names(self._points_output), {"image": x})
-        keep = scores[0] >= self.candidate_threshold
+        keep = scores[0] >= floor
         sx, sy = nw / w, nh / h
         boxes = (boxes[0][keep].astype(np.float64) + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
         pts = ((points[0][0][keep].astype(np.float64) + 0.5) / np.array([sx, sy]) - 0.5 if points
                else np.zeros((len(boxes), 0, 2)))
         return boxes, scores[0][keep].astype(np.float64), pts
+
+
+MIRROR_FIVE = [1, 0, 2, 4, 3]  # eyes and mouth corners swap sides in a mirror
+
+
+def mirrored(found: Candidates, width: int) -> Candidates:
+    """Candidates found on the mirrored photo, in the photo's own pixels (left and right points swapped back)."""
+    boxes, scores, points = found
+    boxes = np.stack([width - 1 - boxes[:, 2], boxes[:, 1], width - 1 - boxes[:, 0], boxes[:, 3]], axis=1)
+    if points.shape[1] == len(MIRROR_FIVE):
+        points = points[:, MIRROR_FIVE] * np.array([-1.0, 1.0]) + np.array([width - 1.0, 0.0])
+    return boxes, scores, points
+
+
+def merge_mirrored(a: Candidates, b: Candidates, iou: float = 0.5) -> Candidates:
+    """One detection per face seen either way round: a pair (IoU >= ``iou``, best first) averages its boxes,
+    points and scores; a face seen one way only keeps half its score (the other way said 0)."""
+    (ba, sa, pa), (bb, sb, pb) = a, b
+    overlap = box_iou(ba, bb) if len(ba) and len(bb) else np.zeros((len(ba), len(bb)))
+    free = np.ones(len(bb), bool)
+    boxes, scores, points = [], [], []
+    for i in np.argsort(-sa, kind="stable"):
+        cand = np.flatnonzero(free & (overlap[i] >= iou))
+        if len(cand):
+            j = cand[np.argmax(overlap[i, cand])]
+            free[j] = False
+            boxes.append((ba[i] + bb[j]) / 2)
+            scores.append((sa[i] + sb[j]) / 2)
+            points.append((pa[i] + pb[j]) / 2)
+        else:
+            boxes.append(ba[i])
+            scores.append(sa[i] / 2)
+            points.append(pa[i])
+    boxes += list(bb[free])
+    scores += list(sb[free] / 2)
+    points += list(pb[free])
+    return (np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64),
+            np.array(points, np.float64).reshape(len(boxes), *pa.shape[1:]))
 
 
 def _resized(previous: np.ndarray, original: np.ndarray, size: tuple[int, int]) -> np.ndarray:
