@@ -114,7 +114,7 @@ def test_training_config_refuses_runs_that_cannot_train(tmp_path: Path) -> None:
 
 def test_an_empty_override_clears_a_path() -> None:
     """``-o teacher=`` turns distillation off (it once became None and failed as 'no checkpoint file None')."""
-    assert load_train_config(ROOT / "configs" / "default.yaml").teacher.endswith("accurate.pt")
+    assert load_train_config(ROOT / "configs" / "default.yaml").teacher.endswith("teacher_v11.pt")
     assert load_train_config(ROOT / "configs" / "default.yaml", ["teacher="]).teacher == ""
 
 
