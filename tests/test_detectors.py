@@ -84,6 +84,28 @@ def test_cnn_threshold_and_min_face_options(three_faces) -> None:
     assert len(det.detect(image)) == 3
 
 
+def test_nms_keeps_what_greedy_suppression_by_the_book_keeps() -> None:
+    """The detector's NMS runs on hundreds of candidates per photo (flip keeps them down to a low score), so it
+    is written for speed; here it must agree with the plain definition, ties, empty boxes and the limit included."""
+    from facepoints.detectors import nms
+
+    def by_the_book(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> list[int]:
+        order, keep = list(np.argsort(-scores, kind="stable")), []
+        while order and len(keep) < limit:
+            keep.append(int(order.pop(0)))
+            order = [j for j in order if box_iou(boxes[keep[-1]], boxes[j])[0, 0] <= iou]
+        return keep
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n = int(rng.integers(0, 120))
+        corner = rng.uniform(0, 300, (n, 2))
+        size = rng.uniform(0, 80, (n, 2)) * (rng.random((n, 1)) > 0.05)  # a few empty boxes
+        boxes, scores = np.concatenate([corner, corner + size], 1), rng.uniform(0, 1, n).round(1)  # many ties
+        limit = int(rng.integers(1, 20)) if trial % 3 == 0 else 300
+        assert nms(boxes, scores, 0.4, limit).tolist() == by_the_book(boxes, scores, 0.4, limit)
+
+
 def test_mirrored_candidates_come_back_in_the_photos_pixels_with_left_and_right_swapped() -> None:
     boxes = np.array([[10.0, 20.0, 50.0, 70.0]])
     points = np.array([[[20.0, 40.0], [40.0, 40.0], [30.0, 50.0], [22.0, 60.0], [38.0, 60.0]]])
@@ -190,13 +212,13 @@ def afw_scenes(real_data: Path):
 def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_scenes, real_data: Path) -> None:
     det = CnnDetector(threads=1)
     cnn = summarise(run_detector("facepoints", det, afw_scenes).results, det.score_threshold)
-    # the shipped detector, pyramid and verifier (benchmarks/results/detection.md: 327 of 337 found, 47 false;
-    # AP 0.964 over the boxes kept at its threshold, 0.984 in detection.md over every box down to 0.02) with a
-    # little room: shipping a worse detector or verifier turns this red
-    assert cnn.faces == 337 and cnn.found >= 323 and cnn.false_positives <= 54 and cnn.ap >= 0.955, cnn
+    # the shipped detector, pyramid, mirrored look and verifier (benchmarks/results/detection.md: 330 of 337 found,
+    # 59 false; AP 0.973 over the boxes kept at its threshold, 0.984 in detection.md over every box down to 0.02)
+    # with a little room: shipping a worse detector or verifier turns this red
+    assert cnn.faces == 337 and cnn.found >= 326 and cnn.false_positives <= 66 and cnn.ap >= 0.964, cnn
     rolled = afw_rotated(real_data, 45.0, every=6)
     ours = summarise(run_detector("facepoints", CnnDetector(threads=1), rolled).results, 0.0)
-    assert ours.recall >= 0.93, ours  # 56 of 57 (the previous, narrower detector: 52)
+    assert ours.recall >= 0.96, ours  # 57 of 57 (without the mirrored look 56; the previous, narrower detector 52)
     haar = summarise(run_detector("haar", build_detector("haar"), rolled).results, -1e9)
     assert ours.recall >= haar.recall + 0.2, (ours, haar)
 
@@ -204,22 +226,22 @@ def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_sce
 def test_what_detect_returns_on_whole_real_photos_keeps_its_published_figures(afw_scenes) -> None:
     """The whole pipeline users get: the CNN at the threshold chosen under the not-a-face cut, the landmark
     re-crops, duplicates merged and non-faces dropped, on all of AFW's photos. benchmarks/results/detection.md's
-    facepoints+landmarks row (327 of 337 found, 21 false: the default keeps the CNN's own threshold, see
-    docs/detection.md) with a little room: a worse detector, verifier, landmark model, cut or threshold turns this
-    red. Without the faces flagged doubtful (the `, sure` row: 319 found, 9 false) most false detections go and
-    few faces do."""
+    facepoints+landmarks row (336 of 337 found, 67 false: since session 34 the default runs the CNN, with its
+    mirrored look, at the rule's threshold, see docs/detection.md) with a little room: a worse detector, verifier,
+    landmark model, cut or threshold turns this red. Without the faces flagged doubtful (the `, sure` row: 327
+    found, 13 false) most false detections go and few faces do."""
     import facepoints
     from facepoints.detectors.evaluate import LandmarkPipeline
 
     model = facepoints.load(threads=1)
     s = summarise(run_detector("facepoints+landmarks", LandmarkPipeline(model), afw_scenes).results, -np.inf)
-    assert s.faces == 337 and s.found >= 324 and s.false_positives <= 26, s
+    assert s.faces == 337 and s.found >= 333 and s.false_positives <= 74, s
     sure = summarise(run_detector("sure", LandmarkPipeline(model, sure_only=True), afw_scenes).results, -np.inf)
-    assert sure.found >= 316 and sure.false_positives <= 12 and sure.false_positives < s.false_positives / 2, sure
+    assert sure.found >= 323 and sure.false_positives <= 17 and sure.false_positives < s.false_positives / 2, sure
 
 
 def test_detect_finds_large_faces_turned_by_45_degrees(real_data: Path) -> None:
-    """benchmarks/detection.py's afw-rot+-45 set, facepoints+landmarks (318 of 337 in detection.md). The detector
+    """benchmarks/detection.py's afw-rot+-45 set, facepoints+landmarks (332 of 337 in detection.md). The detector
     before the five-point head found 291 (its first landmark pass saw these ~200 px turned faces unturned, in a
     box 1.5x too big), 308 with a pyramid chosen for large turned faces: either turns this red."""
     import facepoints
@@ -232,7 +254,7 @@ def test_detect_finds_large_faces_turned_by_45_degrees(real_data: Path) -> None:
     rolled = detection.afw_rotated(45.0, every=1)
     s = summarise(run_detector("facepoints+landmarks", LandmarkPipeline(facepoints.load(threads=1)), rolled).results,
                   -np.inf)
-    assert s.faces == 337 and s.found >= 314, s
+    assert s.faces == 337 and s.found >= 328, s
 
 
 def afw_rotated(data: Path, angle: float, every: int):

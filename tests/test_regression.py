@@ -91,9 +91,9 @@ def test_the_detector_candidates_rule_compares_like_with_like() -> None:
 
 
 def test_the_detector_card_holds_what_the_held_out_rules_chose() -> None:
-    """The pyramid and the verifier's weight and threshold in the shipped card are the choices written by
-    benchmarks/detector_pyramid.py and benchmarks/verifier.py on held-out photos: a hand-edited card, or a
-    card left behind when the rules chose again, turns this red."""
+    """The pyramid, the mirrored look and the verifier's weight and threshold in the shipped card are the choices
+    written by benchmarks/detector_pyramid.py and benchmarks/verifier.py on held-out photos: a hand-edited card, or
+    a card left behind when the rules chose again, turns this red."""
     results = ROOT / "benchmarks" / "results"
     card = json.loads((model_dir() / "detector.json").read_text(encoding="utf-8"))
     pyramid = json.loads((results / "detector_pyramid.json").read_text(encoding="utf-8"))["chosen"]
@@ -102,4 +102,5 @@ def test_the_detector_card_holds_what_the_held_out_rules_chose() -> None:
         assert card[key] == pyramid[key], key
     assert card["verifier"]["weight"] == verifier["weight"]
     assert card["verifier"]["threshold"] == verifier["threshold"]
+    assert card.get("flip", False) == verifier["flip"]  # whether the detector also looks at the mirrored photo
     assert "rotated large" in pyramid and "rotated large" in verifier["sets"]  # chosen with the large turned faces

@@ -176,12 +176,13 @@ class CnnDetector:
         if img.size == 0:
             return []
         floor = self.candidate_threshold
+        levels = self._level_images(img)
         if self.flips:  # a face whose mean can reach the floor: each way round at least 2 floor - 1
             each = max(2.0 * floor - 1.0, FLIP_FLOOR)
-            found = merge_mirrored(self._candidates(img, each), mirrored(self._candidates(img[:, ::-1], each),
-                                                                         img.shape[1]))
+            found = merge_mirrored(self._candidates(levels, img, each),
+                                   mirrored(self._candidates(levels, img, each, mirror=True), img.shape[1]))
         else:
-            found = self._candidates(img, floor)
+            found = self._candidates(levels, img, floor)
         boxes_a, scores_a, points_a = found
         k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)
         k = k[scores_a[k] >= floor]
@@ -196,14 +197,23 @@ class CnnDetector:
         return [Detection(boxes_a[i], float(scores_a[i]), BOX_MAP_KEY, points=points_a[i] if has_points else None)
                 for i in k]
 
-    def _candidates(self, img: np.ndarray, floor: float) -> Candidates:
-        """Every level's boxes, scores and five points from ``floor`` up, merged by NMS."""
+    def _level_images(self, img: np.ndarray) -> list[tuple[np.ndarray, float, float, float]]:
+        """The photo at each pyramid level, with the level's (scale, smallest, largest face side)."""
         h, w = img.shape[:2]
-        found = []
-        level_img = img
+        out, level_img = [], img
         for s, lo, hi in self.levels(w, h):
             level_img = _resized(level_img, img, (max(1, round(w * s)), max(1, round(h * s))))
-            b, sc, pts = self._run_level(level_img, w, h, floor)
+            out.append((level_img, s, lo, hi))
+        return out
+
+    def _candidates(self, levels: list[tuple[np.ndarray, float, float, float]], img: np.ndarray, floor: float,
+                    mirror: bool = False) -> Candidates:
+        """Every level's boxes, scores and five points from ``floor`` up, merged by NMS (``mirror``: of the
+        mirrored photo, in its own pixels)."""
+        h, w = img.shape[:2]
+        found = []
+        for level_img, s, lo, hi in levels:
+            b, sc, pts = self._run_level(level_img, w, h, floor, mirror)
             side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * s
             keep = (side >= lo) & (side < hi)
             found.append((b[keep], sc[keep], pts[keep]))
@@ -216,14 +226,14 @@ class CnnDetector:
         """Whether the network also predicts five points per face (a card exported with that head)."""
         return "points" in self._meta.get("outputs", {})
 
-    def _run_level(self, img: np.ndarray, w: int, h: int, floor: float) -> Candidates:
+    def _run_level(self, img: np.ndarray, w: int, h: int, floor: float, mirror: bool = False) -> Candidates:
         """Boxes and five points (in the pixels of the w x h original; (N, 0, 2) from a network without that
-        head) and scores from ``floor`` up, for its resized copy ``img``."""
+        head) and scores from ``floor`` up, for its resized copy ``img`` (``mirror``: of its mirror image)."""
         nh, nw = img.shape[:2]
         stride = int(self._meta.get("max_stride", 32))
         x = np.zeros((1, 3, nh + (-nh % stride), nw + (-nw % stride)), np.float32)
         for c, plane in enumerate(cv2.split(img)):  # ~2x faster than one strided transpose copy
-            x[0, c, :nh, :nw] = plane
+            x[0, c, :nh, :nw] = plane[:, ::-1] if mirror else plane
         scores, boxes, *points = self._session.run(output_names(self._points_output), {"image": x})
         keep = scores[0] >= floor
         sx, sy = nw / w, nh / h
