@@ -81,7 +81,8 @@ def deployed_ms(cands: dict, best: dict, floor: float, verifier: FaceVerifier) -
             verifier.probabilities(sc.image, keep)
             spent += time.perf_counter() - t0
             n, boxes = n + 1, boxes + len(keep)
-    return {"candidate_bound": round(bound, 4), "ms_per_photo": 1000 * spent / max(1, n), "boxes_per_photo": boxes / max(1, n)}
+    return {"candidate_bound": round(bound, 4), "ms_per_photo": 1000 * spent / max(1, n),
+            "boxes_per_photo": boxes / max(1, n)}
 
 
 def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed: dict,
@@ -98,7 +99,8 @@ def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed
              f"x verifier^w. Threshold: the lowest final score with at most {args.fp_budget} false detections per "
              "photo over all the sets. Sets: " + ", ".join(f"{n} ({len(sets[n])} photos)" for n in names) + ".", "",
              "| flip | weight w | threshold | mean AP | "
-             + " | ".join(f"{n}: recall / FP per photo / AP" for n in names) + " |", "|---|---:|---:|---:|" + "---|" * len(names)]
+             + " | ".join(f"{n}: recall / FP per photo / AP" for n in names) + " |",
+             "|---|---:|---:|---:|" + "---|" * len(names)]
     for r in rows:
         cells = [f"{100 * r['sets'][n]['recall']:.1f} % / {r['sets'][n]['fp_per_photo']:.3f} / {r['sets'][n]['ap']:.3f}"
                  for n in names]
