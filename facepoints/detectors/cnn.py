@@ -179,13 +179,14 @@ class CnnDetector:
         levels = self._level_images(img)
         if self.flips:  # a face whose mean can reach the floor: each way round at least 2 floor - 1
             each = max(2.0 * floor - 1.0, FLIP_FLOOR)
-            found = merge_mirrored(self._candidates(levels, img, each),
-                                   mirrored(self._candidates(levels, img, each, mirror=True), img.shape[1]))
-        else:
-            found = self._candidates(levels, img, floor)
-        boxes_a, scores_a, points_a = found
-        k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)
-        k = k[scores_a[k] >= floor]
+            boxes_a, scores_a, points_a = merge_mirrored(
+                self._candidates(levels, img, each), mirrored(self._candidates(levels, img, each, mirror=True),
+                                                              img.shape[1]))
+            k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)  # the two looks' boxes may still overlap
+            k = k[scores_a[k] >= floor]
+        else:  # one look: _candidates already suppressed and ordered them
+            boxes_a, scores_a, points_a = self._candidates(levels, img, floor)
+            k = np.arange(len(scores_a))
         if self._verifier is not None and len(k):
             v = self._verifier.probabilities(img, boxes_a[k])
             final = combine(scores_a[k], v, float(self._meta["verifier"]["weight"]))
