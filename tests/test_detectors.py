@@ -86,7 +86,7 @@ def test_cnn_threshold_and_min_face_options(three_faces) -> None:
 
 def test_nms_keeps_what_greedy_suppression_by_the_book_keeps() -> None:
     """The detector's NMS runs on hundreds of candidates per photo (flip keeps them down to a low score), so it
-    is written for speed; here it must agree with the plain definition, ties, empty boxes and the limit included."""
+    runs in OpenCV; here it must agree with the plain definition, ties, empty boxes and the limit included."""
     from facepoints.detectors import nms
 
     def by_the_book(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> list[int]:
@@ -97,10 +97,10 @@ def test_nms_keeps_what_greedy_suppression_by_the_book_keeps() -> None:
         return keep
 
     rng = np.random.default_rng(0)
-    for trial in range(60):
-        n = int(rng.integers(0, 120))
+    for trial in range(45):
+        n = int(rng.integers(0, 250))
         corner = rng.uniform(0, 300, (n, 2))
-        size = rng.uniform(0, 80, (n, 2)) * (rng.random((n, 1)) > 0.05)  # a few empty boxes
+        size = rng.uniform(0, 80, (n, 2)) * (rng.random((n, 1)) > 0.05) * (rng.random((n, 2)) > 0.02)  # empty
         boxes, scores = np.concatenate([corner, corner + size], 1), rng.uniform(0, 1, n).round(1)  # many ties
         limit = int(rng.integers(1, 20)) if trial % 3 == 0 else 300
         assert nms(boxes, scores, 0.4, limit).tolist() == by_the_book(boxes, scores, 0.4, limit)
