@@ -261,25 +261,22 @@ def merge_mirrored(a: Candidates, b: Candidates, iou: float = 0.5) -> Candidates
     points and scores; a face seen one way only keeps half its score (the other way said 0)."""
     (ba, sa, pa), (bb, sb, pb) = a, b
     overlap = box_iou(ba, bb) if len(ba) and len(bb) else np.zeros((len(ba), len(bb)))
+    order = np.argsort(-sa, kind="stable")
+    match = np.full(len(ba), -1)
     free = np.ones(len(bb), bool)
-    boxes, scores, points = [], [], []
-    for i in np.argsort(-sa, kind="stable"):
+    for i in order[(overlap[order] >= iou).any(axis=1)]:  # most candidates have no partner: skip them
         cand = np.flatnonzero(free & (overlap[i] >= iou))
         if len(cand):
-            j = cand[np.argmax(overlap[i, cand])]
-            free[j] = False
-            boxes.append((ba[i] + bb[j]) / 2)
-            scores.append((sa[i] + sb[j]) / 2)
-            points.append((pa[i] + pb[j]) / 2)
-        else:
-            boxes.append(ba[i])
-            scores.append(sa[i] / 2)
-            points.append(pa[i])
-    boxes += list(bb[free])
-    scores += list(sb[free] / 2)
-    points += list(pb[free])
-    return (np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64),
-            np.array(points, np.float64).reshape(len(boxes), *pa.shape[1:]))
+            match[i] = cand[np.argmax(overlap[i, cand])]
+            free[match[i]] = False
+    m = match[order]
+    paired, j = m >= 0, m[m >= 0]
+    boxes, scores, points = ba[order].astype(np.float64), sa[order] / 2, pa[order].astype(np.float64)
+    boxes[paired] = (boxes[paired] + bb[j]) / 2
+    scores[paired] = (sa[order][paired] + sb[j]) / 2
+    points[paired] = (points[paired] + pb[j]) / 2
+    return (np.concatenate([boxes, bb[free]]).reshape(-1, 4), np.concatenate([scores, sb[free] / 2]),
+            np.concatenate([points, pb[free]]).reshape(len(boxes) + int(free.sum()), *pa.shape[1:]))
 
 
 def _resized(previous: np.ndarray, original: np.ndarray, size: tuple[int, int]) -> np.ndarray:
