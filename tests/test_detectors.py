@@ -156,7 +156,8 @@ def test_load_takes_a_detector_name(three_faces) -> None:
 def test_the_cnn_runtime_never_imports_torch() -> None:
     code = ("import sys, numpy as np; from facepoints.detectors import build_detector; "
             "build_detector('facepoints').detect(np.zeros((64, 64, 3), np.uint8)); sys.exit('torch' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=Path(__file__).resolve().parents[1]).returncode == 0
+    root = Path(__file__).resolve().parents[1]
+    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=root).returncode == 0
 
 
 # ---------------------------------------------------------------- WIDER FACE format and metrics

@@ -25,7 +25,8 @@ def import_dlib() -> Any:
     try:
         import dlib
     except ImportError:
-        raise DetectorError("the 'dlib' detector needs dlib: pip install 'facepoints[dlib]' (installs dlib-bin)") from None
+        raise DetectorError("the 'dlib' detector needs dlib: pip install 'facepoints[dlib]' "
+                            "(installs dlib-bin)") from None
     return dlib
 
 
