@@ -338,7 +338,8 @@ def write_accuracy(results: list[EvalResult], notes: list[str], confidence: list
         text += ["", "## Annotation conventions", "",
                  "One network, one learned offset per training source's markup (models.HeatmapNet); the test set's "
                  "own convention is what the tables above use.", "",
-                 "| model | answers in | dataset | NME % | jaw % | brows % | eyes % |", "|---|---|---|---:|---:|---:|---:|"]
+                 "| model | answers in | dataset | NME % | jaw % | brows % | eyes % |",
+                 "|---|---|---|---:|---:|---:|---:|"]
         text += [f"| {c['model']} | {c['convention']} | {c['dataset']} | {c['nme']:.2f} | {c['jaw']:.2f} | "
                  f"{c['brows']:.2f} | {c['eyes']:.2f} |" for c in conventions]
     text += [""] + [f"- {n}" for n in notes]

@@ -335,10 +335,10 @@ def markdown(info: dict, cal: ScoreCalibration, val: dict[str, dict], results: d
         "Face score over all four box sources together: " + "; ".join(
             f"{ds}: {m['failed_faces']}/{m['faces']} failed, face ECE {m['face_ece']:.3f}, AUROC {m['face_auroc']:.3f}"
             for ds, m in pooled.items()) + ".", "",
-        ("Boxes: `tight` = ground-truth tight box (`landmarks`), `detect` = the runtime's `detect` (default detector + box map + "
-        "refinement; missed = no detected face on the annotated one), `rough-10`/`rough-20` = tight box shifted by "
-        "N(0, 10 %/20 %) of its size and scaled by exp(N(0, 1.5x that)). Hit rate: share of points within 5 %. "
-        "ECE: expected calibration error, 10 equal-width bins; 'raw' takes the raw score as a probability. "
+        ("Boxes: `tight` = ground-truth tight box (`landmarks`), `detect` = the runtime's `detect` (default detector + "
+        "box map + refinement; missed = no detected face on the annotated one), `rough-10`/`rough-20` = tight box "
+        "shifted by N(0, 10 %/20 %) of its size and scaled by exp(N(0, 1.5x that)). Hit rate: share of points "
+        "within 5 %. ECE: expected calibration error, 10 equal-width bins; 'raw' takes the raw score as a probability. "
         "Failed: face NME >= 10 %. AUROC: how well a low face score (or low mean raw score) singles out failed "
         "faces (NaN without failures; with a handful of failures it is a rough figure). Each face is judged in "
         "its own source's markup (YouTube-Faces or 300-W) when the model learned both."), "",
@@ -393,7 +393,8 @@ def main() -> None:
     results = {ds: {c: measure(cal, v) for c, v in per.items()} for ds, per in collected.items()}
     pooled = {ds: pooled_faces(cal, per) for ds, per in collected.items()}
     cal.summary = {"point_ece_cross_validated": {c: round(v, 4) for c, v in selection[chosen].items()},
-                   "point_ece_test_tight": {ds: round(r["tight"]["point_ece_calibrated"], 4) for ds, r in results.items()},
+                   "point_ece_test_tight": {ds: round(r["tight"]["point_ece_calibrated"], 4)
+                                            for ds, r in results.items()},
                    "point_ece_test_detect": {ds: round(r["detect"].get("point_ece_calibrated", float("nan")), 4)
                                              for ds, r in results.items()}}
     wrote = ""
@@ -408,7 +409,8 @@ def main() -> None:
     (args.out / "scores.json").write_text(json.dumps({"provenance": info, "model": str(args.model),
                                                       "calibration": cal.to_dict(), "validation": val,
                                                       "tests": results, "tests_face_all_boxes": pooled,
-                                                      "selection_cross_validated_point_ece": selection}, indent=1) + "\n", encoding="utf-8")
+                                                      "selection_cross_validated_point_ece": selection},
+                                                     indent=1) + "\n", encoding="utf-8")
     print(text)
 
 

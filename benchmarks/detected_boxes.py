@@ -55,7 +55,8 @@ def rotated(samples: list, degrees: float) -> list:
     return out
 
 
-VARIANTS = {"0": {"refine": 0}, "1": {"refine": 1}, "2": {"refine": 2}, "2, not upright": {"refine": 2, "upright": False}}
+VARIANTS = {"0": {"refine": 0}, "1": {"refine": 1}, "2": {"refine": 2},
+            "2, not upright": {"refine": 2, "upright": False}}
 TOLS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
 TOL_SLACK = {"nme": 0.02, "fr10": 0.2}  # NME and FR points a skipped re-crop may cost on validation
 
@@ -78,31 +79,35 @@ def measure(model, samples: list, desc: str) -> dict:
 
 def validation_main(model_name: str) -> None:
     """The refine_tol grid on held-out faces; writes detected_boxes_validation.{md,json}."""
-    import facepoints
     from calibrate_scores import validation_faces
+
+    import facepoints
 
     prov = provenance()
     val = validation_faces(ROOT / "configs" / "default.yaml")
     sets = {"held-out": val, "held-out-rot+-45": rotated(val, 45.0)}
     rows = []
     lines = ["# Re-crop tolerance, chosen on held-out faces", "", markdown(prov), "",
-             "| set | faces | found | refine_tol | NME % | FR@10 % | crops per face |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| set | faces | found | refine_tol | NME % | FR@10 % | crops per face |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for ds, samples in sets.items():
         for conv in sorted({s.convention for s in samples}):
             part = [s for s in samples if s.convention == conv]
             for tol in TOLS:
                 model = facepoints.load(model_name, threads=1, convention=conv or None, refine_tol=tol)
-                r = {"dataset": ds, "convention": conv, "refine_tol": tol, **measure(model, part, f"{ds} {conv} {tol}")}
+                r = {"dataset": ds, "convention": conv, "refine_tol": tol,
+                     **measure(model, part, f"{ds} {conv} {tol}")}
                 rows.append(r)
-                lines.append(f"| {ds} ({conv}) | {r['faces']} | {r['found']} | {tol} | {r['nme']:.3f} | {r['fr10']:.2f} | "
-                             f"{r['passes']:.2f} |")
+                lines.append(f"| {ds} ({conv}) | {r['faces']} | {r['found']} | {tol} | {r['nme']:.3f} | "
+                             f"{r['fr10']:.2f} | {r['passes']:.2f} |")
                 print(lines[-1], flush=True)
     tol = choose_tol(rows)
     lines += ["", f"Chosen: **refine_tol {tol}** (the largest whose NME and FR@10 stay within "
               f"{TOL_SLACK['nme']} and {TOL_SLACK['fr10']} points of re-cropping every face, on every set).", "",
-              "Faces: the held-out 10 % of `configs/default.yaml`'s training people and photos (never trained on), each "
-              "answered in its own annotation convention, as they are and turned by 45 degrees alternately either way. "
-              "`crops per face` counts every landmark crop run (detection, then up to 2 re-crops) per face found."]
+              "Faces: the held-out 10 % of `configs/default.yaml`'s training people and photos (never trained on), "
+              "each answered in its own annotation convention, as they are and turned by 45 degrees alternately "
+              "either way. `crops per face` counts every landmark crop run (detection, then up to 2 re-crops) per "
+              "face found."]
     out = ROOT / "benchmarks" / "results" / "detected_boxes_validation.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows, "chosen_refine_tol": tol},
@@ -139,7 +144,8 @@ def main() -> None:
     for ds, samples in sets.items():
         for label, kw in VARIANTS.items():
             model = facepoints.load(args.model, threads=1, convention=TEST_CONVENTIONS[ds.split("-rot")[0]], **kw)
-            r = {"dataset": ds, "refine": label, "refine_tol": model.refine_tol, **measure(model, samples, f"{ds} {label}")}
+            r = {"dataset": ds, "refine": label, "refine_tol": model.refine_tol,
+                 **measure(model, samples, f"{ds} {label}")}
             rows.append(r)
             lines.append(f"| {ds} | {r['faces']} | {r['found']} | {label} | {r['nme']:.2f} | {r['fr10']:.1f} | "
                          f"{r['passes']:.2f} |")

@@ -66,7 +66,8 @@ def main() -> None:
               "matched at IoU 0.5 to the annotated tight boxes; faces on ignore regions count as neither."]
     out = ROOT / "benchmarks" / "results" / "duplicates.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "counts": {str(k): v for k, v in counts.items()},
+    out.with_suffix(".json").write_text(json.dumps({"provenance": prov,
+                                                    "counts": {str(k): v for k, v in counts.items()},
                                                     "chosen_duplicate_iou": chosen}, indent=1), encoding="utf-8")
     print("\n".join(lines))
 

@@ -35,6 +35,7 @@ from facepoints.schemes import load_scheme
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from provenance import provenance  # noqa: E402
+
 INNER = np.arange(17, 68)
 EYE_CORNER_MM = 90.0  # outer eye corner distance of an average adult (ex-ex)
 
@@ -105,7 +106,8 @@ def main() -> None:
     asset.write_text(json.dumps({"source": "benchmarks/fit_face3d.py", "units": "mm", "points": points}) + "\n",
                      encoding="utf-8")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"provenance": prov, "faces": len(files), "fitted_eye_depth_mm": round(raw_eye_depth, 2),
+    args.out.write_text(json.dumps({"provenance": prov, "faces": len(files),
+                                    "fitted_eye_depth_mm": round(raw_eye_depth, 2),
                                     "eye_depth_mm": args.eye_depth, "points": points}, indent=1) + "\n",
                         encoding="utf-8")
     print(f"wrote {asset} and {args.out}")

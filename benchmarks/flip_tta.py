@@ -91,7 +91,8 @@ def main() -> None:
     lines = ["# Test-time flip averaging (validation faces only)", "", markdown(prov), "",
              f"Checkpoint `{Path(args.checkpoint).name}`; the recipe's held-out training people and photos, each face "
              "in its own markup. Flip averaging runs the network twice per face.", "",
-             "| validation faces (markup) | faces | NME % | NME % with flip averaging | change |", "|---|---:|---:|---:|---:|"]
+             "| validation faces (markup) | faces | NME % | NME % with flip averaging | change |",
+             "|---|---:|---:|---:|---:|"]
     for conv, r in result.items():
         lines.append(f"| {conv} | {r['faces']} | {r['plain']:.3f} | {r['flip_average']:.3f} | "
                      f"{r['flip_average'] - r['plain']:+.3f} |")

@@ -167,9 +167,9 @@ def report(result: dict, args: argparse.Namespace) -> list[str]:
     cut, rows = result["chosen_cut"], result["rows"]
     lines = ["# Dropping detections whose points are not a face", "", markdown(result["provenance"]), "",
              (f"Held-out validation photos of `{Path(args.config).name}`; each detector at its own default threshold, "
-             f"its kept boxes fitted by `{args.model}`. Chosen cut: face score < **{cut:g}** (the largest that drops at "
-             f"most {100 * args.max_lost:g} % of the true faces at least {args.min_width:g} px wide, both sets and detectors "
-             "pooled; the table counts every true face). The grid's cuts under 0.02 were added after a first "
+             f"its kept boxes fitted by `{args.model}`. Chosen cut: face score < **{cut:g}** (the largest that drops "
+             f"at most {100 * args.max_lost:g} % of the true faces at least {args.min_width:g} px wide, both sets and "
+             "detectors pooled; the table counts every true face). The grid's cuts under 0.02 were added after a first "
              "look at these photos: false detections score about 0 once rolled faces are re-cropped upright."), "",
              "| set | detector | true / false detections | cut | true faces lost | false detections removed |",
              "|---|---|---:|---:|---:|---:|"]
@@ -179,10 +179,10 @@ def report(result: dict, args: argparse.Namespace) -> list[str]:
         kept = ("**Not stored** (`--own-threshold`): with this model `detect` keeps the CNN's own threshold. "
                 if result["own_threshold"] else "")
         lines += ["", f"## `{d}` under the cut", "", kept +
-                  (f"With the cut behind it, `{d}` {'would run' if kept else 'runs'} at threshold **{t:.4f}** (its own: "
-                  f"{result['own_detector_thresholds'][d]:.4f}): the lowest detection score (down to {FLOOR:g}) at which "
-                  f"`detect` returns at most {args.fp_budget:g} false detections per photo, all sets pooled. What "
-                  "`detect` returns (found faces of every size; false detections per photo):"), "",
+                  (f"With the cut behind it, `{d}` {'would run' if kept else 'runs'} at threshold **{t:.4f}** (its "
+                  f"own: {result['own_detector_thresholds'][d]:.4f}): the lowest detection score (down to {FLOOR:g}) "
+                  f"at which `detect` returns at most {args.fp_budget:g} false detections per photo, all sets pooled. "
+                  "What `detect` returns (found faces of every size; false detections per photo):"), "",
                   "| set | faces | found, own threshold | found, chosen | FP/photo, own | FP/photo, chosen |",
                   "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['set']} | {r['faces']} | {100 * r['recall_own']:.1f} % | {100 * r['recall_chosen']:.1f} % | "

@@ -179,8 +179,8 @@ def report(rows: list[dict], e2e: list[dict], dlib_runs: list[float], prov: dict
         lines.append(f"| {r['method']} | {r['runtime']} | {r['threads']} | {net} | {step} | {fps} | {ratio} |")
     lines += ["", ("Landmark step = crop + network + mapping back to the image, box given (as dlib's row). "
               "dlib's faces/s is its per-face time inverted (it has no batch mode); ours runs the same whole step for "
-              "32 boxes in one call. 'step vs dlib' is the median ratio over 15 pairs of blocks, one of dlib's calls and "
-              "one of the row's, run back to back "
+              "32 boxes in one call. 'step vs dlib' is the median ratio over 15 pairs of blocks, one of dlib's calls "
+              "and one of the row's, run back to back "
               + (f"(dlib ranged {min(dlib_runs):.2f}-{max(dlib_runs):.2f} ms per call over this run's blocks; its "
                  "row shows the median)."
                  if dlib_runs else "(dlib not installed).")), "",

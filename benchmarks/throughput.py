@@ -90,8 +90,9 @@ def write(rows: list[dict], prov: dict, photos: Path, repeat: int) -> None:
                                                          "repeat": repeat, "runs": rows}, indent=2) + "\n")
     lines = ["# Throughput: `facepoints detect --workers N`", "",
              "\n".join(f"- {k}: {v}" for k, v in prov.items()), "",
-             f"Photos: `{photos}` ({base['photos'] // repeat} photos, passed {repeat} times), no drawing, JSONL output; "
-             "wall clock of the whole command, start-up included. Peak RSS: the command and all its workers.", "",
+             f"Photos: `{photos}` ({base['photos'] // repeat} photos, passed {repeat} times), no drawing, JSONL "
+             "output; wall clock of the whole command, start-up included. Peak RSS: the command and all its "
+             "workers.", "",
              "| workers | photos | faces | seconds | photos/s | faces/s | speed-up | peak RSS (MB) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['workers']} | {r['photos']} | {r['faces']} | {r['seconds']} | {r['photos_per_s']} | "

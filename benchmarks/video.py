@@ -228,8 +228,8 @@ def report(model, args, faces: list, skipped: int, smooth: VideoConfig, rows: di
         "",
         (f"{len(faces)} real {args.faces} faces (300-W annotations; {skipped} other candidates skipped because the "
          f"detector ({det}) did not find them in the first frame, so tracking could not start), each cut out and "
-         "moved by smooth known similarity transforms plus camera noise (a 0.4 px hand-held wobble low-passed to a few Hz, "
-         f"sensor noise of 2 grey levels, JPEG quality 85); {args.frames} frames of {FRAME[0]}x{FRAME[1]} at "
+         "moved by smooth known similarity transforms plus camera noise (a 0.4 px hand-held wobble low-passed to "
+         f"a few Hz, sensor noise of 2 grey levels, JPEG quality 85); {args.frames} frames of {FRAME[0]}x{FRAME[1]} at "
          "30 frames/s. Motion: *still* (camera noise only), *calm* (+-6 % shift, +-6 deg, +-6 % scale, 5 s "
          "period: a person talking to a webcam), *fast* (+-12 %, +-12 deg, +-12 %, 3 s period: up to ~1.5 face "
          "sizes and ~40 deg per second). Three-face videos put three faces side by side. NME and jitter in % of "
@@ -276,7 +276,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model name or .onnx (default: the shipped model)")
     ap.add_argument("--videos", type=int, default=9, help="one-face videos per motion (three-face videos reuse them)")
     ap.add_argument("--frames", type=int, default=150)
-    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (1: small batches gain nothing from more)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="onnxruntime threads (1: small batches gain nothing from more)")
     ap.add_argument("--grid", action="store_true", help="also sweep One Euro min_cutoff x beta (calm motion)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--seed", type=int, default=1)

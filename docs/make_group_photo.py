@@ -41,7 +41,8 @@ def crowd(seed: int = 0) -> np.ndarray:
     pts = facepoints.load(detector="haar").detect(face)[0].points  # where the sample's face is
     box = np.concatenate([pts.min(0), pts.max(0)])
     for cx, cy, size, roll, mirror, light in LAYOUT:
-        src, b = (face[:, ::-1], np.array([fw - 1 - box[2], box[1], fw - 1 - box[0], box[3]])) if mirror else (face, box)
+        src, b = ((face[:, ::-1], np.array([fw - 1 - box[2], box[1], fw - 1 - box[0], box[3]])) if mirror
+                  else (face, box))
         centre = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2 - 0.15 * (b[3] - b[1]))
         s = size / (b[3] - b[1])
         m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, s)

@@ -20,10 +20,10 @@ from facepoints.apps.align import ARCFACE_112, align_face, five_points
 from facepoints.apps.ar import apply_effect
 from facepoints.apps.expression import CUE_COLORS, draw_cues, expression_cues
 from facepoints.apps.pose import draw_pose_axes, head_pose, pose_label
-from facepoints.testing.synth import Motion, moving_faces
 from facepoints.apps.video import FaceTracker, VideoConfig, draw_tracked
 from facepoints.cli import sample_image_path
 from facepoints.inference import read_image
+from facepoints.testing.synth import Motion, moving_faces
 from facepoints.viz import draw_faces, draw_points
 
 DOCS = Path(__file__).resolve().parent

@@ -239,10 +239,12 @@ _REGION_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c56
 
 
 def _augmented_crop(sample: Sample, cfg: AugmentConfig, scheme: PointScheme, augmenter: Augmenter,
-                    box_rng: np.random.Generator, size: int, context: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    box_rng: np.random.Generator, size: int,
+                    context: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One sample through the training path: tight box, box jitter, crop, augmenter."""
     if sample.points.shape != (scheme.num_points, 2):
-        raise ValueError(f"{sample.source}: {sample.points.shape[0]} points, scheme {scheme.name} has {scheme.num_points}")
+        raise ValueError(f"{sample.source}: {sample.points.shape[0]} points, "
+                         f"scheme {scheme.name} has {scheme.num_points}")
     box = jitter_box(tight_box(sample.points, sample.mask), box_rng, cfg.box_shift, cfg.box_scale)
     m = crop_matrix(box, size, context)
     crop = warp_crop(sample.image, m, size)

@@ -77,8 +77,8 @@ class ModelCard:
         side = card_path(onnx_path)
         if not side.is_file():
             raise CardError(
-                f"model {onnx_path} has no sidecar {side.name} (its model card) beside it; the card holds the point scheme "
-                "and crop settings, without which the model's output cannot be mapped back to the image"
+                f"model {onnx_path} has no sidecar {side.name} (its model card) beside it; the card holds the point "
+                "scheme and crop settings, without which the model's output cannot be mapped back to the image"
             )
         try:
             data = json.loads(side.read_text(encoding="utf-8"))

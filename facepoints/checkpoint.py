@@ -26,7 +26,8 @@ from facepoints.schemes import PointScheme, scheme_from_dict
 if TYPE_CHECKING:
     from facepoints.recipe import TrainConfig
 
-PAYLOAD_KEYS = ("model_name", "model_kwargs", "state_dict", "config", "scheme", "normalisation")  # "conventions" is newer
+PAYLOAD_KEYS = ("model_name", "model_kwargs", "state_dict", "config", "scheme",
+                "normalisation")  # "conventions" is newer
 
 
 class CheckpointError(UserError):

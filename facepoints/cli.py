@@ -77,7 +77,8 @@ FormatOption = Annotated[str, typer.Option("--format", help="json (one file), js
 ResumeOption = Annotated[bool, typer.Option(help="With jsonl: skip photos already in the results file.")]
 WorkersOption = Annotated[Optional[int], typer.Option(
     help="Processes, each with its own single-threaded model; default: one per core.")]
-OrderedOption = Annotated[bool, typer.Option("--ordered/--unordered", help="Results in input order, or as they finish.")]
+OrderedOption = Annotated[bool, typer.Option(
+    "--ordered/--unordered", help="Results in input order, or as they finish.")]
 MegapixelsOption = Annotated[float, typer.Option(help="Refuse photos over this many million pixels.")]
 RecursiveOption = Annotated[bool, typer.Option(help="Search folders recursively.")]
 
@@ -119,7 +120,8 @@ def detect(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Images and/or folders of images.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder for annotated images and results.")] = Path("facepoints-out"),
     model: ModelOption = None,
-    sample: Annotated[bool, typer.Option("--sample", help="Run on the sample face that ships with facepoints.")] = False,
+    sample: Annotated[bool, typer.Option(
+        "--sample", help="Run on the sample face that ships with facepoints.")] = False,
     fmt: FormatOption = "json",
     resume: ResumeOption = False,
     draw: Annotated[bool, typer.Option(help="Write annotated images.")] = True,
@@ -150,7 +152,8 @@ def detect(
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/seed_baseline.yaml.")],
-    override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key.sub=value; repeatable.")] = None,
+    override: Annotated[Optional[list[str]], typer.Option(
+        "--override", "-o", help="key.sub=value; repeatable.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from out_dir/last.pt.")] = False,
     scheme: Annotated[Optional[str], typer.Option(
         help="Point scheme: a built-in name or your YAML scheme file (sets data.scheme).")] = None,
@@ -176,7 +179,8 @@ def train(
 def evaluate(
     checkpoint: Annotated[str, typer.Argument(help="A .pt checkpoint, an .onnx model, or a shipped model name.")],
     datasets: Annotated[list[str], typer.Argument(help="Dataset paths (CSV or folder of .pts), format detected.")],
-    out: Annotated[Path, typer.Option(help="Folder for the report, CED plot and best/worst grids.")] = Path("facepoints-eval"),
+    out: Annotated[Path, typer.Option(
+        help="Folder for the report, CED plot and best/worst grids.")] = Path("facepoints-eval"),
     name: Annotated[Optional[str], typer.Option(help="Method name in the tables.")] = None,
 ) -> None:
     """NME, failure rate, AUC, per-region NME, CED plot and best/worst faces, boxes = tight ground-truth boxes."""
@@ -322,7 +326,7 @@ def pose(
     workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
     detector: DetectorOption = None,
 ) -> None:
-    """Head pose of every face (yaw, pitch, roll in degrees; camera assumed, see facepoints.apps.pose) with axes drawn."""
+    """Head pose of every face (yaw, pitch, roll in degrees; camera assumed: facepoints.apps.pose), axes drawn."""
     from facepoints.apps.run import PoseTask
 
     _finish(run_task(PoseTask(), paths, out, model, fmt=fmt, resume=resume, workers=workers, ordered=ordered,
@@ -338,7 +342,7 @@ def expression(
     workers: WorkersOption = None, ordered: OrderedOption = True, max_megapixels: MegapixelsOption = 50.0,
     detector: DetectorOption = None,
 ) -> None:
-    """Eye openness, mouth openness, smile width, brow raise per face; blinks in videos. Geometric cues, not emotions."""
+    """Eye and mouth openness, smile width, brow raise per face; blinks in videos. Geometric cues, not emotions."""
     from facepoints.apps.run import VIDEO_SUFFIXES, ExpressionTask
     from facepoints.apps.video import VideoConfig, VideoError, process_video
 
@@ -385,7 +389,8 @@ def ar(
 @app.command()
 def video(
     src: Annotated[str, typer.Argument(help="Video file, or a camera: 0 or webcam:0.")],
-    dst: Annotated[Optional[Path], typer.Argument(help="Annotated output video (.mp4 or .avi); omit to only log.")] = None,
+    dst: Annotated[Optional[Path], typer.Argument(
+        help="Annotated output video (.mp4 or .avi); omit to only log.")] = None,
     jsonl: Annotated[Optional[Path], typer.Option(help="Per-frame results; default: DST with .jsonl.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="VideoConfig YAML, e.g. configs/video.yaml.")] = None,
     override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key=value; repeatable.")] = None,

@@ -16,11 +16,13 @@ from facepoints.cli import app
 @app.command("train-detector")
 def train_detector(
     config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/detector_points.yaml.")],
-    override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key.sub=value; repeatable.")] = None,
+    override: Annotated[Optional[list[str]], typer.Option(
+        "--override", "-o", help="key.sub=value; repeatable.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from out_dir/last.pt.")] = False,
 ) -> None:
     """Train the face detector (composed scenes, progress, checkpoint every epoch, config beside them)."""
-    from facepoints.detector_train import load_detector_config, train_detector as run
+    from facepoints.detector_train import load_detector_config
+    from facepoints.detector_train import train_detector as run
 
     typer.echo(f"best checkpoint: {run(load_detector_config(config, override or []), resume=resume)}")
 
@@ -41,7 +43,8 @@ def evaluate_detector(
     detector: Annotated[str, typer.Argument(help="facepoints, haar, dlib, or a detector .onnx file.")],
     annotations: Annotated[Path, typer.Argument(help="WIDER FACE annotation file (wider_face_val_bbx_gt.txt, ...).")],
     images: Annotated[Optional[Path], typer.Option(help="Folder the listed image paths start from.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the JSON report and the PR plot.")] = Path("facepoints-detector"),
+    out: Annotated[Path, typer.Option(
+        help="Folder for the JSON report and the PR plot.")] = Path("facepoints-detector"),
     fp_budget: Annotated[float, typer.Option(help="False detections per photo for the fixed-budget recall.")] = 0.05,
 ) -> None:
     """Recall at the default threshold and at a false-positive budget, AP, a PR plot and ms per photo."""
@@ -80,11 +83,13 @@ def evaluate_detector(
 @app.command("train-verifier")
 def train_verifier(
     config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/verifier.yaml.")],
-    override: Annotated[Optional[list[str]], typer.Option("--override", "-o", help="key.sub=value; repeatable.")] = None,
+    override: Annotated[Optional[list[str]], typer.Option(
+        "--override", "-o", help="key.sub=value; repeatable.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from out_dir/last.pt.")] = False,
 ) -> None:
     """Train the face verifier on the detector's own candidates (mined once, then cached beside the run)."""
-    from facepoints.verifier_train import load_verifier_config, train_verifier as run
+    from facepoints.verifier_train import load_verifier_config
+    from facepoints.verifier_train import train_verifier as run
 
     typer.echo(f"best checkpoint: {run(load_verifier_config(config, override or []), resume=resume)}")
 

@@ -55,7 +55,8 @@ def path_field(default: Any = "", *, maybe_name: bool = False) -> Any:
 
 
 def resolve_path(value: str, base_dir: Path | None, maybe_name: bool = False) -> str:
-    """``${data_root}/x`` -> data root / x; a relative path -> ``base_dir`` / path; absolute paths and '' as they are."""
+    """``${data_root}/x`` -> data root / x; a relative path -> ``base_dir`` / path; absolute paths and '' as they
+    are."""
     if not isinstance(value, str) or not value:
         return value
     if value.startswith(DATA_ROOT_VAR):
@@ -184,7 +185,8 @@ def _merge(cls: Any, base: dict[str, Any], over: dict[str, Any]) -> dict[str, An
     out = dict(base)
     for key, value in over.items():
         tp = hints.get(key)
-        if tp is not None and dataclasses.is_dataclass(tp) and isinstance(value, dict) and isinstance(out.get(key), dict):
+        if (tp is not None and dataclasses.is_dataclass(tp) and isinstance(value, dict)
+                and isinstance(out.get(key), dict)):
             out[key] = _merge(tp, out[key], value)
         else:
             out[key] = value

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
 from facepoints.checkpoint import load_checkpoint
 from facepoints.config import ConfigError
 from facepoints.losses import LOSSES

@@ -53,7 +53,8 @@ class Face:
     doubtful: bool = False  # face_score below the threshold chosen on validation faces
 
     def converted(self, target: PointScheme | str) -> Face:
-        """The same face in another point scheme (``schemes.convert_points``); a derived score is its sources' lowest."""
+        """The same face in another point scheme (``schemes.convert_points``); a derived score is its sources'
+        lowest."""
         from facepoints.schemes import convert_points, convert_scores, load_scheme
 
         if self.scheme is None:

@@ -300,7 +300,7 @@ class LandmarkModel:
             scores = self.calibration.point_probabilities(scores)
         return points, scores
 
-    def _clipped(self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    def _clipped(self, image: ImageLike, boxes: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarray, ...]:
         """Points clipped to the image and raw scores for checked boxes: the path both public calls share."""
         img = as_rgb(image, max_pixels=self.max_pixels)
         h, w = img.shape[:2]

@@ -34,7 +34,8 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
     return _masked_mean((pred - target).abs().mean(-1), mask)
 
 
-def wing_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w: float = 0.04, eps: float = 0.008) -> torch.Tensor:
+def wing_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w: float = 0.04,
+              eps: float = 0.008) -> torch.Tensor:
     """Wing loss (Feng et al. 2018) in normalised units: log-like for small errors, L1 for large."""
     d = (pred - target).abs()
     c = w - w * math.log(1 + w / eps)

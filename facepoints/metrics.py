@@ -169,7 +169,8 @@ def _valid_errors(errors) -> np.ndarray:
 
 
 def ced(errors, max_error: float = AUC_MAX_ERROR, steps: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative error distribution: thresholds (steps+1,) over [0, max_error] and the fraction of faces with error <= each.
+    """Cumulative error distribution: thresholds (steps+1,) over [0, max_error] and the fraction of faces with
+    error <= each.
 
     NaN errors (unmeasurable faces) are ignored; an empty input gives zeros.
     """

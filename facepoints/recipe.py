@@ -74,7 +74,8 @@ class TrainConfig:
     workers: int = 1  # DataLoader worker processes for decoding/augmentation
     max_train_samples: int = 0  # 0 = all; small values make smoke runs
     channels_last: bool = False  # NHWC tensors: ~1.5x faster training of depthwise nets on x86 CPUs
-    init_from: str = path_field("")  # checkpoint whose same-shaped weights start this run (e.g. a 68-point model for 15 points)
+    # checkpoint whose same-shaped weights start this run (e.g. a 68-point model for 15 points)
+    init_from: str = path_field("")
     teacher: str = path_field("")  # trained checkpoint whose points are extra targets (facepoints.distill)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

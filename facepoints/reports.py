@@ -61,7 +61,8 @@ def markdown_table(results: Sequence[EvalResult]) -> str:
 
 
 def write_report(results: Sequence[EvalResult], out_dir: str | Path, stem: str) -> dict[str, Path]:
-    """Write ``<stem>.json`` (full figures, per-face errors) and ``<stem>.md`` (tables); returns {"json", "md"} paths."""
+    """Write ``<stem>.json`` (full figures, per-face errors) and ``<stem>.md`` (tables); returns {"json", "md"}
+    paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{stem}.json"

@@ -207,7 +207,8 @@ def _setup(cfg: TrainConfig, scheme: PointScheme, samples: tuple[list[Sample], l
     o = cfg.optim
     g = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     train_ds = LandmarkDataset(train_samples, cfg, scheme, train=True)
-    sampler = DistributedSampler(train_ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
+    sampler = (DistributedSampler(train_ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
+               if world > 1 else None)
     train_loader = DataLoader(
         train_ds, batch_size=o.batch_size, shuffle=sampler is None, sampler=sampler,
         num_workers=cfg.workers, generator=g, drop_last=len(train_samples) > o.batch_size * world,

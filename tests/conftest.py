@@ -34,7 +34,8 @@ def synthetic_face(size: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     r = size * 0.3
     # jaw runs from the image-left to the image-right, as in iBUG 68
     jaw = np.stack([np.linspace(c - r, c + r, 17), c + 0.1 * r + r * np.sin(np.linspace(0, np.pi, 17))], 1)
-    brows = np.stack([np.concatenate([np.linspace(c - 0.8 * r, c - 0.2 * r, 5), np.linspace(c + 0.2 * r, c + 0.8 * r, 5)]),
+    brows = np.stack([np.concatenate([np.linspace(c - 0.8 * r, c - 0.2 * r, 5),
+                                      np.linspace(c + 0.2 * r, c + 0.8 * r, 5)]),
                       np.full(10, c - 0.6 * r)], 1)
     nose = np.stack([np.concatenate([np.full(4, c), np.linspace(c - 0.2 * r, c + 0.2 * r, 5)]),
                      np.concatenate([np.linspace(c - 0.4 * r, c, 4), np.full(5, c + 0.1 * r)])], 1)

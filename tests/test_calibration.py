@@ -185,7 +185,8 @@ def _raw_scores_and_errors(model, samples) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_shipped_model_scores_are_calibrated_on_held_out_faces(real_data) -> None:
-    """The shipped card's calibration, fitted on validation faces, holds on YouTube-Faces test and flags AFW failures."""
+    """The shipped card's calibration, fitted on validation faces, holds on YouTube-Faces test and flags AFW
+    failures."""
     from facepoints.datasets import load_dataset
     from facepoints.inference import LandmarkModel, resolve_model
 
@@ -217,7 +218,10 @@ def test_shipped_model_scores_are_calibrated_on_held_out_faces(real_data) -> Non
 def test_stratified_probabilities_blend_the_two_bracketing_strata_per_face() -> None:
     """The batched path against a per-face, per-point reading of the rule (NaN scores count as the lowest)."""
     rng = np.random.default_rng(7)
-    maps = lambda: [MonotoneMap([0.0, 1.0], [lo, hi]) for lo, hi in ((0.0, 0.3), (0.2, 0.7), (0.5, 1.0))]
+
+    def maps() -> list[MonotoneMap]:
+        return [MonotoneMap([0.0, 1.0], [lo, hi]) for lo, hi in ((0.0, 0.3), (0.2, 0.7), (0.5, 1.0))]
+
     cal = ScoreCalibration(regions={"a": [0, 2, 4], "b": [1, 3, 5]}, point_maps={"a": maps(), "b": maps()[::-1]},
                            face_map=MonotoneMap([0.0, 1.0], [0.0, 1.0]), doubtful_below=0.5,
                            strata=[0.2, 0.5, 0.8])

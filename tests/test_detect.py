@@ -186,7 +186,6 @@ def test_detector_parameters_are_dataclass_fields() -> None:
 def test_detect_re_crops_rolled_faces_upright(real_data: Path) -> None:
     """A face turned 45 degrees gets the points of the upright face: the re-crops turn with its eyes."""
     import cv2
-
     import pandas as pd
 
     import facepoints

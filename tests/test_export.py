@@ -158,7 +158,8 @@ def test_every_shipped_int8_model_keeps_weights_within_7_bits() -> None:
     from facepoints.card import ModelCard
     from facepoints.inference import available_models, model_dir
 
-    int8 = [n for n in available_models() if ModelCard.for_model(model_dir() / f"{n}.onnx").precision.startswith("int8")]
+    int8 = [n for n in available_models()
+            if ModelCard.for_model(model_dir() / f"{n}.onnx").precision.startswith("int8")]
     assert {"accurate", "default", "fast"} <= set(int8)
     for name in int8:
         graph = onnx.load(str(model_dir() / f"{name}.onnx")).graph

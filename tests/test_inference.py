@@ -186,7 +186,8 @@ def test_a_model_with_a_fixed_batch_size_gets_padded_batches(tmp_path: Path, slo
     fixed = load(make_model(tmp_path, "fixed4", slope=0.3, batch=4))
     fixed._session = counter = CountingSession(fixed._session)
     image = textured()
-    boxes = np.array([[10, 10, 60, 60], [100, 20, 180, 100], [200, 100, 260, 190], [0, 0, 300, 200], [50, 50, 90, 90.0]])
+    boxes = np.array([[10, 10, 60, 60], [100, 20, 180, 100], [200, 100, 260, 190], [0, 0, 300, 200],
+                      [50, 50, 90, 90.0]])
     assert np.allclose(fixed.landmarks(image, boxes), load(sloped).landmarks(image, boxes), atol=1e-4)
     assert counter.batches == [4, 4]
 
@@ -381,7 +382,8 @@ def test_detect_runs_detector_box_map_and_landmarks(real_data: Path, toy: Path, 
 
 def test_runtime_never_imports_torch() -> None:
     code = "import sys, facepoints.inference, facepoints.detectors; sys.exit('torch' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == 0, proc.stderr or "facepoints.inference imported torch"
 
 

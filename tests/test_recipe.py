@@ -12,8 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from facepoints.cli import app
 from facepoints.checkpoint import init_weights, load_checkpoint
+from facepoints.cli import app
 from facepoints.recipe import load_train_config
 from facepoints.train import _make_scheduler, train
 from tests.training_builders import pts_dataset

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from facepoints.checkpoint import load_checkpoint
-from facepoints.inference import load_any
 from facepoints.config import ConfigError, load_config
+from facepoints.inference import load_any
 from facepoints.models import MODELS, build_model
 from facepoints.schemes import load_scheme
 from facepoints.train import LandmarkDataset, TrainConfig, load_train_config, train

@@ -20,8 +20,8 @@ and all three are 0 for a face looking straight into a camera in front of it
 A mirrored face has negated yaw and roll and the same pitch.
 
 The mean face was fitted by this project (``benchmarks/fit_face3d.py``) from
-the 2-D annotations of the HELEN training photos (AFW tests pose, so it shapes nothing) by rigid structure from motion, with its depth scaled
-to anthropometric proportions; it is an average face, so per-person shape
+the 2-D annotations of the HELEN training photos (AFW tests pose, so it shapes nothing) by rigid structure
+from motion, with its depth scaled to anthropometric proportions; it is an average face, so per-person shape
 differences show up as a few degrees of bias. Beyond about 30 degrees of yaw
 the estimate runs low: in the 68-point markup the far jaw line follows the
 visible cheek silhouette, not the bone, so strongly turned faces look less

@@ -1,4 +1,5 @@
-"""The One Euro filter (Casiez et al., CHI 2012) for tracked points: strong smoothing when still, little lag when moving."""
+"""The One Euro filter (Casiez et al., CHI 2012) for tracked points: strong smoothing when still, little lag
+when moving."""
 
 from __future__ import annotations
 

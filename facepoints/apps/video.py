@@ -47,7 +47,8 @@ from facepoints.viz import draw_faces
 
 @dataclass
 class VideoConfig:
-    """Tracking, smoothing and drawing settings (``configs/video.yaml``; load with ``facepoints.config.load_config``)."""
+    """Tracking, smoothing and drawing settings (``configs/video.yaml``; load with
+    ``facepoints.config.load_config``)."""
 
     detect_every: int = 30  # frames between detector runs while faces are tracked
     search_every: int = 3  # frames between detector runs while no face is tracked
@@ -324,7 +325,8 @@ class VideoSummary:
             lines.append(f"  face #{fid}: {n} frame(s), {len(blinks)} blink(s)"
                          + (" at frames " + ", ".join(str(b.start_frame) for b in blinks[:20]) if blinks else ""))
         lines.append(f"tracking {self.tracking_fps:.0f} frames/s (detector excluded); detector "
-                     f"{self.detection_ms:.0f} ms on {self.detection_frames} frame(s); total {self.total_seconds:.1f} s")
+                     f"{self.detection_ms:.0f} ms on {self.detection_frames} frame(s); "
+                     f"total {self.total_seconds:.1f} s")
         if self.output:
             lines.append(f"video: {self.output}")
         if self.jsonl:

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.datasets.core import CleaningReport, DataError, Policy, Record, Sample
-from facepoints.datasets.core import build_samples, first_dir, select_split
+from facepoints.datasets.core import (
+    CleaningReport,
+    DataError,
+    Policy,
+    Record,
+    Sample,
+    build_samples,
+    first_dir,
+    select_split,
+)
 from facepoints.datasets.matlab import mat_str, mat_variables, read_mat
 from facepoints.datasets.registry import Format, LoadOptions, register
 from facepoints.schemes import load_scheme

@@ -38,7 +38,8 @@ def load(path: Path, opts: LoadOptions) -> tuple[list[Sample], CleaningReport]:
             raise DataError(f"{path}: {pv} should be {len(images)} x {3 * k} (x, y, occlusion), is {phis.shape}")
         boxes = np.asarray(mat[bv], dtype=np.float64) if bv in mat else None
         if boxes is not None and boxes.shape != (len(images), 4):
-            report.bad_records.append((f"{path}:{bv}", f"shape {boxes.shape}, expected {(len(images), 4)}; boxes ignored"))
+            report.bad_records.append((f"{path}:{bv}",
+                                       f"shape {boxes.shape}, expected {(len(images), 4)}; boxes ignored"))
             boxes = None
         for i in range(len(images)):
             src = f"{path}#{iv}[{i + 1}]"

@@ -120,7 +120,8 @@ class CleaningReport:
         if self.occluded_points:
             lines.append(f"  faces with occluded points (kept; out of the loss): {len(self.occluded_points)} "
                          f"({sum(n for _, n in self.occluded_points)} points)")
-        for title, items in (("unreadable", self.unreadable), ("malformed", self.bad_records), ("dropped", self.dropped)):
+        for title, items in (("unreadable", self.unreadable), ("malformed", self.bad_records),
+                             ("dropped", self.dropped)):
             for f, why in items[:10]:
                 lines.append(f"    {title}: {f}: {why}")
             if len(items) > 10:

@@ -13,8 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from facepoints.datasets.core import CleaningReport, DataError, Policy, Record, Sample
-from facepoints.datasets.core import build_samples, parse_flag, parse_float, select_split
+from facepoints.datasets.core import (
+    CleaningReport,
+    DataError,
+    Policy,
+    Record,
+    Sample,
+    build_samples,
+    parse_flag,
+    parse_float,
+    select_split,
+)
 from facepoints.datasets.csvtext import dict_rows, read_header
 from facepoints.datasets.registry import Format, LoadOptions, register
 from facepoints.schemes import PointScheme, load_scheme

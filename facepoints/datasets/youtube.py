@@ -6,15 +6,24 @@ from pathlib import Path
 
 import numpy as np
 
-from facepoints.datasets.core import CleaningReport, DataError, Policy, Record, Sample
-from facepoints.datasets.core import build_samples, group_of, parse_float
+from facepoints.datasets.core import (
+    CleaningReport,
+    DataError,
+    Policy,
+    Record,
+    Sample,
+    build_samples,
+    group_of,
+    parse_float,
+)
 from facepoints.datasets.csvtext import csv_rows, read_header
 from facepoints.datasets.registry import Format, LoadOptions, register
 from facepoints.schemes import load_scheme
 
 
 def _image_folder(path: Path, images: Path | None) -> Path:
-    """The CSV's name before ``_frames_keypoints`` (``training_frames_keypoints.csv`` -> ``training/``), else its folder."""
+    """The CSV's name before ``_frames_keypoints`` (``training_frames_keypoints.csv`` -> ``training/``), else its
+    folder."""
     if images is not None:
         return Path(images)
     stem = path.stem.replace("_frames_keypoints", "")

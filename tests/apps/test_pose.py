@@ -31,7 +31,8 @@ def test_head_pose_returns_the_angles_the_points_were_projected_at() -> None:
                 pts = pose.project_model(yaw, pitch, roll, size, centre=tuple(centre),
                                          distance_mm=float(rng.uniform(350, 1500)))
                 p = pose.head_pose(pts, size)
-                assert abs(p.yaw - yaw) < 1 and abs(p.pitch - pitch) < 1 and abs(p.roll - roll) < 1, (yaw, pitch, roll, p)
+                assert (abs(p.yaw - yaw) < 1 and abs(p.pitch - pitch) < 1
+                        and abs(p.roll - roll) < 1), (yaw, pitch, roll, p)
                 assert p.reprojection_error < 1e-6
                 assert np.allclose(p.rotation @ p.rotation.T, np.eye(3), atol=1e-9)
 

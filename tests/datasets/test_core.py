@@ -82,7 +82,8 @@ def test_one_image_reader_for_datasets_and_photos(tmp_path: Path) -> None:
     from facepoints.errors import ImageReadError, UserError
 
     Image.fromarray(np.full((4, 6), 1000, np.uint16)).save(tmp_path / "deep.png")
-    assert (read_rgb(tmp_path / "deep.png") == round(1000 / 257)).all() and read_rgb(tmp_path / "deep.png").shape == (4, 6, 3)
+    assert ((read_rgb(tmp_path / "deep.png") == round(1000 / 257)).all()
+            and read_rgb(tmp_path / "deep.png").shape == (4, 6, 3))
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 0] = 200
     rgba[0, 0, 3] = 0  # one transparent pixel, the rest opaque red

@@ -22,7 +22,8 @@ def test_a_format_recognises_its_own_files(name: str, tmp_path: Path) -> None:
     path = FORMAT_SAMPLES[name](tmp_path)
     assert detect_format(path) == name
     suffix = "" if path.is_dir() else path.suffix.lower()
-    others = [f for f in FORMATS.values() if f.name != name and not f.fallback and (not f.suffixes or suffix in f.suffixes)]
+    others = [f for f in FORMATS.values()
+              if f.name != name and not f.fallback and (not f.suffixes or suffix in f.suffixes)]
     assert not [f.name for f in others if f.sniff(path)]  # no other format claims it
 
 

@@ -184,7 +184,8 @@ def test_clients_gone_in_the_middle_of_the_body_leave_nothing_behind(server: str
         s.sendall(request_head(len(body)) + body[:cut])
         s.close()
     deadline = time.monotonic() + 30
-    while (health := httpx.get(f"{server}/healthz").json())["memory"]["body_budget_used"] and time.monotonic() < deadline:
+    while ((health := httpx.get(f"{server}/healthz").json())["memory"]["body_budget_used"]
+           and time.monotonic() < deadline):
         time.sleep(0.1)
     assert health["memory"]["body_budget_used"] == 0 and health["pending"] == 0, health
     assert post(server, "/v1/landmarks", ASTRONAUT).status_code == 200
