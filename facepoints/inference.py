@@ -11,84 +11,36 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from facepoints.calibration import CalibrationError, ScoreCalibration
-from facepoints.card import CardError, ModelCard
+from facepoints.card import ModelCard
 from facepoints.detectors import DEFAULT_DETECTOR, BoxMaps, Detector, build_detector
 from facepoints.detectors.base import onnx_session
 from facepoints.face import Face
 from facepoints.geometry import check_boxes, clip_to_image, normalised_to_image, prepare_input
 from facepoints.images import DEFAULT_MAX_PIXELS, ImageError, ImageLike, as_rgb, decode_image, read_image
+from facepoints.model_files import (
+    DEFAULT_MODEL,
+    ModelError,
+    ModelNotFoundError,
+    available_models,
+    model_dir,
+    not_found,
+    read_sidecar,
+    resolve_model,
+)
 from facepoints.refine import DUPLICATE_IOU, REFINE_TOL, distinct, first_crops, recrop
 from facepoints.schemes import PointScheme, SchemeError, scheme_from_dict
 
-__all__ = ["DEFAULT_MAX_PIXELS", "Face", "ImageError", "LandmarkModel", "ModelError", "ModelNotFoundError",
-           "as_rgb", "available_models", "load", "load_any", "read_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MODEL", "Face", "ImageError", "LandmarkModel", "ModelError",
+           "ModelNotFoundError", "as_rgb", "available_models", "load", "load_any", "model_dir", "read_image",
+           "read_sidecar", "resolve_model"]
 
-DEFAULT_MODEL = "default"
-# weights/detector.onnx and verifier.onnx find faces (facepoints.detectors.cnn, .verifier): not landmark models
-FACE_FINDING_MODELS = ("detector", "verifier")
 SIDECAR_KEYS = ("scheme", "input_size", "channels", "context")
 MAX_WARP_SIDE = 32766  # cv2.warpAffine asserts on images with a side of 32767 (SHRT_MAX) or more
-
-
-class ModelError(ValueError):
-    """A model file or its sidecar is missing, unreadable or breaks the runtime contract."""
-
-
-class ModelNotFoundError(ModelError, FileNotFoundError):
-    """No model by that name or path; the message lists the models that do exist."""
-
-
-# ---------------------------------------------------------------- models
-
-
-def model_dir() -> Path:
-    """Folder of the models shipped inside the package."""
-    return Path(str(resources.files("facepoints") / "weights"))
-
-
-def available_models() -> list[str]:
-    """Names of the shipped landmark models (``load(name)`` accepts them); the face detector and verifier are not."""
-    folder = model_dir()
-    return sorted(p.stem for p in folder.glob("*.onnx") if p.stem not in FACE_FINDING_MODELS) if folder.is_dir() else []
-
-
-def _not_found(what: str) -> ModelNotFoundError:
-    names = available_models()
-    listed = ", ".join(names) if names else f"none (no .onnx files in {model_dir()})"
-    return ModelNotFoundError(f"{what}; available models: {listed}; or pass the path of an .onnx file")
-
-
-def resolve_model(name_or_path: str | Path | None = None) -> Path:
-    """None -> the shipped default model, a bare name -> a shipped model, anything path-like -> that file."""
-    if name_or_path is None:
-        name_or_path = DEFAULT_MODEL
-    if isinstance(name_or_path, Path):
-        if not name_or_path.is_file():
-            raise _not_found(f"no model file {name_or_path}")
-        return name_or_path
-    text = str(name_or_path)
-    if Path(text).is_file():
-        return Path(text)
-    if "/" in text or "\\" in text or text.lower().endswith(".onnx"):
-        raise _not_found(f"no model file {text}")
-    path = model_dir() / f"{text}.onnx"
-    if not path.is_file():
-        raise _not_found(f"no model named {text!r}")
-    return path
-
-
-def read_sidecar(onnx_path: str | Path) -> ModelCard:
-    """The model card beside a model, checked for the fields inference needs."""
-    try:
-        return ModelCard.for_model(onnx_path)
-    except CardError as e:
-        raise ModelError(str(e)) from None
 
 
 class LandmarkModel:
@@ -135,7 +87,7 @@ class LandmarkModel:
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
-            raise _not_found(f"no model file {self.path}")
+            raise not_found(f"no model file {self.path}")
         self._configure(read_sidecar(self.path), detector=detector, box_maps=box_maps, batch_size=batch_size,
                         refine=refine, convention=convention, max_pixels=max_pixels, flip_average=flip_average,
                         min_face_score=min_face_score, threads=threads, upright=upright, refine_tol=refine_tol,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facepoints import inference
+from facepoints import inference, model_files
 from facepoints.detectors import BoxMaps, FaceDetector
 from facepoints.inference import (
     Face,
@@ -296,7 +296,7 @@ def test_unreadable_files_raise_image_error_with_path_and_reason(tmp_path: Path,
 def test_load_by_name_path_and_default(tmp_path: Path, monkeypatch) -> None:
     models = tmp_path / "models"
     make_model(models, "toy")
-    monkeypatch.setattr(inference, "model_dir", lambda: models)
+    monkeypatch.setattr(model_files, "model_dir", lambda: models)
     assert available_models() == ["toy"]
     assert load("toy").meta["name"] == "toy"
     assert load(models / "toy.onnx").path == models / "toy.onnx"
