@@ -42,6 +42,7 @@ INT8 = {"int8, int8 stem, 8-bit weights": {"float_stem": False, "reduce_range": 
         "int8, float stem, 7-bit weights": {"float_stem": True, "reduce_range": True}}
 VARIANTS = ("float32", *INT8)
 
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "quantization"
 
 def validation_faces(checkpoint: Path) -> tuple[list[tuple], list[str], tuple[int, int]]:
     """The checkpoint's recipe's held-out faces as model inputs: (crops, targets, masks, convention index)."""
@@ -105,6 +106,7 @@ def measure(model: str, tmp: Path) -> dict:
 
 def write(results: dict, out: Path, command: str) -> None:
     prov = provenance(command)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "models": results}, indent=2) + "\n")
     names = sorted({n for r in results.values() for n in r["faces"]})
     faces = "; ".join(f"{m}: " + ", ".join(f"{c} {n}" for n, c in r["faces"].items()) for m, r in results.items())
@@ -129,12 +131,13 @@ def write(results: dict, out: Path, command: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["default", "fast", "accurate"])
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quantization")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         results = {m: measure(m, Path(tmp)) for m in args.models}
-    write(results, args.out, "python benchmarks/quantization.py --models " + " ".join(args.models))
+    command = "python benchmarks/quantization.py --models " + " ".join(args.models)
+    write(results, args.out, command if args.out == DEFAULT_OUT else f"{command} --out {args.out}")
 
 
 if __name__ == "__main__":
