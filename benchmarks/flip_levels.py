@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from detection import three_face_photos
 from detector_validation import validation_sets
 from provenance import markdown, provenance
-from verifier import candidates, evaluate
+from verifier import candidates, evaluate, per_set_cells, per_set_columns
 
 from facepoints.detectors import CnnDetector
 from facepoints.detectors.base import Detection, nms, to_rgb
@@ -96,14 +96,11 @@ def main() -> None:
              f"Verifier weight {spec['weight']} (the card's); threshold: the lowest final score with at most 0.05 "
              "false detections per held-out photo. Detector ms: median per 640x480 three-face photo, 1 thread, "
              f"candidates from the card's floor {floor:.3f}, verifier excluded.", "",
-             "| mirrored look | mean AP | threshold | detector ms | "
-             + " | ".join(f"{n}: recall / FP per photo / AP" for n in names) + " |",
-             "|---|---:|---:|---:|" + "---|" * len(names)]
+             "| mirrored look | mean AP | threshold | detector ms | " + per_set_columns(names)[0] + " |",
+             "|---|---:|---:|---:|" + per_set_columns(names)[1]]
     for r in rows:
-        cells = [f"{100 * r['sets'][n]['recall']:.1f} % / {r['sets'][n]['fp_per_photo']:.3f} / {r['sets'][n]['ap']:.3f}"
-                 for n in names]
         lines.append(f"| {r['mirrored look']} | {r['mean_ap']:.4f} | {r['threshold']:.4f} | {r['detector_ms']:.1f} | "
-                     + " | ".join(cells) + " |")
+                     + per_set_cells(r, names) + " |")
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

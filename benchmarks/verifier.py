@@ -85,6 +85,17 @@ def deployed_ms(cands: dict, best: dict, floor: float, verifier: FaceVerifier) -
             "boxes_per_photo": boxes / max(1, n)}
 
 
+def per_set_columns(names: list[str]) -> tuple[str, str]:
+    """The header cells and alignment row of the per-set columns that ``per_set_cells`` fills."""
+    return " | ".join(f"{n}: recall / FP per photo / AP" for n in names), "---|" * len(names)
+
+
+def per_set_cells(row: dict, names: list[str]) -> str:
+    """One ``evaluate`` row's recall, false detections per photo and AP on each held-out set, as table cells."""
+    return " | ".join(f"{100 * row['sets'][n]['recall']:.1f} % / {row['sets'][n]['fp_per_photo']:.3f} / "
+                      f"{row['sets'][n]['ap']:.3f}" for n in names)
+
+
 def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed: dict,
           args: argparse.Namespace) -> None:
     prov = provenance()  # the command line as run, options included
@@ -98,15 +109,12 @@ def write(rows: list[dict], best: dict, sets: dict, verifier_ms: float, deployed
              f"Candidates: the detector's boxes down to score {args.candidate_threshold}; final score = detector^(1-w) "
              f"x verifier^w. Threshold: the lowest final score with at most {args.fp_budget} false detections per "
              "photo over all the sets. Sets: " + ", ".join(f"{n} ({len(sets[n])} photos)" for n in names) + ".", "",
-             "| flip | weight w | threshold | mean AP | "
-             + " | ".join(f"{n}: recall / FP per photo / AP" for n in names) + " |",
-             "|---|---:|---:|---:|" + "---|" * len(names)]
+             "| flip | weight w | threshold | mean AP | " + per_set_columns(names)[0] + " |",
+             "|---|---:|---:|---:|" + per_set_columns(names)[1]]
     for r in rows:
-        cells = [f"{100 * r['sets'][n]['recall']:.1f} % / {r['sets'][n]['fp_per_photo']:.3f} / {r['sets'][n]['ap']:.3f}"
-                 for n in names]
         mark = " (chosen)" if r is best else ""
         lines.append(f"| {'yes' if r['flip'] else 'no'} | {r['weight']}{mark} | {r['threshold']:.4f} | "
-                     f"{r['mean_ap']:.4f} | " + " | ".join(cells) + " |")
+                     f"{r['mean_ap']:.4f} | " + per_set_cells(r, names) + " |")
     lines += ["", (f"w = 0 is the detector alone under the same threshold rule. Verifier time (1 thread, a photo's "
               f"candidates in one batch): {verifier_ms:.2f} ms per photo for every candidate down to "
               f"{args.candidate_threshold}; as `detect` runs it with the chosen weight, only candidates that could "
