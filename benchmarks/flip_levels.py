@@ -34,8 +34,7 @@ from provenance import markdown, provenance
 from verifier import candidates, evaluate, per_set_cells, per_set_columns
 
 from facepoints.detectors import CnnDetector
-from facepoints.detectors.base import Detection, nms, to_rgb
-from facepoints.detectors.cnn import BOX_MAP_KEY, FLIP_FLOOR, merge_mirrored, mirrored
+from facepoints.detectors.cnn import FLIP_FLOOR, merge_mirrored, mirrored
 from facepoints.detectors.verifier import FaceVerifier
 
 OUT = ROOT / "benchmarks" / "results" / "flip_levels"
@@ -44,10 +43,7 @@ OUT = ROOT / "benchmarks" / "results" / "flip_levels"
 class UpperFlip(CnnDetector):
     """The mirrored look on levels >= 1 only: a face small enough for level 0 is seen one way, at its own score."""
 
-    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
-        img = to_rgb(image_rgb)
-        floor = self.candidate_threshold
-        levels = self._level_images(img)
+    def _both_looks(self, levels: list, img: np.ndarray, floor: float) -> tuple[np.ndarray, ...]:
         each = max(2.0 * floor - 1.0, FLIP_FLOOR)
         a = self._candidates(levels, img, each)
         side = np.maximum(a[0][:, 2] - a[0][:, 0], a[0][:, 3] - a[0][:, 1]) * levels[0][1]
@@ -55,10 +51,7 @@ class UpperFlip(CnnDetector):
         big = tuple(x[~small] for x in a)
         if len(levels) > 1:
             big = merge_mirrored(big, mirrored(self._candidates(levels[1:], img, each, mirror=True), img.shape[1]))
-        boxes, scores, points = (np.concatenate([x[small], y]) for x, y in zip(a, big))
-        k = nms(boxes, scores, self.nms_iou, self.max_faces)
-        k = k[scores[k] >= floor]
-        return [Detection(boxes[i], float(scores[i]), BOX_MAP_KEY, points=points[i]) for i in k]
+        return tuple(np.concatenate([x[small], y]) for x, y in zip(a, big))
 
 
 def median_ms(detector: CnnDetector, photos: list[np.ndarray], repeats: int = 5) -> float:

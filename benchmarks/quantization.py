@@ -41,8 +41,8 @@ INT8 = {"int8, int8 stem, 8-bit weights": {"float_stem": False, "reduce_range": 
         "int8, float stem, 8-bit weights": {"float_stem": True, "reduce_range": False},
         "int8, float stem, 7-bit weights": {"float_stem": True, "reduce_range": True}}
 VARIANTS = ("float32", *INT8)
-
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "quantization"
+
 
 def validation_faces(checkpoint: Path) -> tuple[list[tuple], list[str], tuple[int, int]]:
     """The checkpoint's recipe's held-out faces as model inputs: (crops, targets, masks, convention index)."""

@@ -79,8 +79,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4, limit: int = 10
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:limit * 10]
     b = boxes[order]
     wh = b[:, 2:] - b[:, :2]
-    solid = np.flatnonzero((wh > 0).all(axis=1))
-    kept = np.flatnonzero(~(wh > 0).all(axis=1))
+    has_area = (wh > 0).all(axis=1)
+    solid, kept = np.flatnonzero(has_area), np.flatnonzero(~has_area)
     if len(solid):
         xywh = np.concatenate([b[solid, :2], wh[solid]], axis=1)
         rank = np.arange(len(solid), 0, -1, dtype=np.float64)

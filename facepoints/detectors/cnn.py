@@ -177,11 +177,8 @@ class CnnDetector:
             return []
         floor = self.candidate_threshold
         levels = self._level_images(img)
-        if self.flips:  # a face whose mean can reach the floor: each way round at least 2 floor - 1
-            each = max(2.0 * floor - 1.0, FLIP_FLOOR)
-            boxes_a, scores_a, points_a = merge_mirrored(
-                self._candidates(levels, img, each), mirrored(self._candidates(levels, img, each, mirror=True),
-                                                              img.shape[1]))
+        if self.flips:
+            boxes_a, scores_a, points_a = self._both_looks(levels, img, floor)
             k = nms(boxes_a, scores_a, self.nms_iou, self.max_faces)  # the two looks' boxes may still overlap
             k = k[scores_a[k] >= floor]
         else:  # one look: _candidates already suppressed and ordered them
@@ -206,6 +203,14 @@ class CnnDetector:
             level_img = _resized(level_img, img, (max(1, round(w * s)), max(1, round(h * s))))
             out.append((level_img, s, lo, hi))
         return out
+
+    def _both_looks(self, levels: list[tuple[np.ndarray, float, float, float]], img: np.ndarray,
+                    floor: float) -> Candidates:
+        """Candidates of the photo and of its mirror image, one per face (``merge_mirrored``), not yet suppressed:
+        a face whose mean score can reach ``floor`` scores at least 2 floor - 1 each way round."""
+        each = max(2.0 * floor - 1.0, FLIP_FLOOR)
+        return merge_mirrored(self._candidates(levels, img, each),
+                              mirrored(self._candidates(levels, img, each, mirror=True), img.shape[1]))
 
     def _candidates(self, levels: list[tuple[np.ndarray, float, float, float]], img: np.ndarray, floor: float,
                     mirror: bool = False) -> Candidates:
@@ -269,11 +274,11 @@ def merge_mirrored(a: Candidates, b: Candidates, iou: float = 0.5) -> Candidates
         if len(cand):
             match[i] = cand[np.argmax(overlap[i, cand])]
             free[match[i]] = False
-    m = match[order]
+    m, first = match[order], sa[order]
     paired, j = m >= 0, m[m >= 0]
-    boxes, scores, points = ba[order].astype(np.float64), sa[order] / 2, pa[order].astype(np.float64)
+    boxes, scores, points = ba[order].astype(np.float64), first / 2, pa[order].astype(np.float64)
     boxes[paired] = (boxes[paired] + bb[j]) / 2
-    scores[paired] = (sa[order][paired] + sb[j]) / 2
+    scores[paired] = (first[paired] + sb[j]) / 2
     points[paired] = (points[paired] + pb[j]) / 2
     return (np.concatenate([boxes, bb[free]]).reshape(-1, 4), np.concatenate([scores, sb[free] / 2]),
             np.concatenate([points, pb[free]]).reshape(len(boxes) + int(free.sum()), *pa.shape[1:]))
