@@ -139,6 +139,17 @@ def test_with_flip_the_cnn_answers_a_mirrored_photo_with_mirrored_faces(three_fa
     assert len(plain) == 3 and {d.score for d in plain} != {d.score for d in found}
 
 
+def test_the_mirrored_look_is_exactly_the_network_run_on_the_mirrored_photo(three_faces) -> None:
+    image = np.ascontiguousarray(three_faces[0][:, 3:])  # a width off the stride, so the padding side matters
+    det = CnnDetector(threads=1)
+    h, w = image.shape[:2]
+    looked = det._run_level(image, w, h, 0.05, mirror=True)
+    direct = det._run_level(np.ascontiguousarray(image[:, ::-1]), w, h, 0.05)
+    assert len(looked[1]) > 0
+    for a, b in zip(looked, direct):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_load_takes_a_detector_name(three_faces) -> None:
     import facepoints
 
