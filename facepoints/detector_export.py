@@ -18,7 +18,7 @@ import torch
 
 from facepoints.config import from_dict
 from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet, count_parameters
-from facepoints.detectors.cnn import output_names
+from facepoints.detectors.cnn import SIDECAR_FORMAT, output_names
 
 LICENCE = ("Weights trained by the facepoints project from scratch (no pretrained weights) on research-use data: "
            "YouTube Faces frames (68-point annotations of the facial keypoints teaching set) and the HELEN training "
@@ -38,8 +38,9 @@ def _onnx_export(net: FaceDetectorNet, out: Path) -> None:
     wrapper = ExportWrapper(net).eval()
     x = torch.rand(1, 3, 256, 320) * 255
     names = output_names(net.points is not None)
+    cells_axis = {"scores": 1, "distances": 2, "offsets": 2}
     torch.onnx.export(wrapper, (x,), str(out), input_names=["image"], output_names=names,
-                      dynamic_axes={"image": {2: "height", 3: "width"}, **{n: {1: "cells"} for n in names}},
+                      dynamic_axes={"image": {2: "height", 3: "width"}, **{n: {cells_axis[n]: "cells"} for n in names}},
                       opset_version=17, dynamo=False)
 
 
@@ -58,7 +59,7 @@ def check_against_torch(net: FaceDetectorNet, onnx_path: Path) -> float:
         worst = max(worst, float(np.abs(ts.numpy() - os_).max()))
         for t, o in zip(geometry, onnx_geometry):
             if not np.allclose(t.numpy(), o, atol=1e-2 * max(h, w)):
-                raise RuntimeError(f"ONNX boxes or points differ from torch at input {h}x{w}")
+                raise RuntimeError(f"ONNX box distances or point offsets differ from torch at input {h}x{w}")
     if worst > 1e-3:
         raise RuntimeError(f"ONNX scores differ from torch by {worst:.2e}")
     return worst
@@ -102,6 +103,17 @@ def retrain_command(ck: dict[str, Any], checkpoint: str, out: str) -> str:
     return "; ".join([*steps, f"facepoints export-detector {cfg['out_dir']}/{checkpoint} --out {out}"])
 
 
+def outputs_card(net: FaceDetectorNet) -> dict[str, str]:
+    """The card's description of the graph's outputs (``ExportWrapper``)."""
+    cells = "L cells: the stride maps flattened row by row, finest first; cell centres at (i + 0.5) stride - 0.5"
+    out = {"scores": f"(1, L) probability-like face score per cell ({cells})",
+           "distances": "(1, 4, L) from the cell centre to the box's left, top, right, bottom, input pixels"}
+    if net.points is not None:
+        out["offsets"] = ("(1, 10, L) eye centres (the image's left first), nose tip, mouth corners as x, y "
+                          "offsets from the cell centre, input pixels")
+    return out
+
+
 def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
     """Write ``out`` (.onnx) and its sidecar .json (the model card)."""
     net, ck = load_detector_checkpoint(checkpoint)
@@ -111,13 +123,8 @@ def export_detector(checkpoint: str | Path, out: str | Path) -> Path:
     _onnx_export(net, out)
     diff = check_against_torch(net, out)
     meta: dict[str, Any] = {
-        "format": "facepoints-detector/1",
-        "model": "facepoints face detector (anchor-free, depthwise-separable, FPN-lite)",
-        "input": "float32 RGB (1, 3, H, W), values 0-255, H and W multiples of 32",
-        "outputs": {"scores": "(1, L) probability-like face score per cell",
-                    "boxes": "(1, L, 4) x0, y0, x1, y1 in input pixels (pixel centres at integers)",
-                    **({"points": "(1, L, 5, 2) eye centres (the image's left first), nose tip, mouth corners, "
-                                  "in input pixels"} if net.points is not None else {})},
+        "format": SIDECAR_FORMAT, "model": "facepoints face detector (anchor-free, depthwise-separable, FPN-lite)",
+        "input": "float32 RGB (1, 3, H, W), values 0-255, H and W multiples of 32", "outputs": outputs_card(net),
         "strides": list(STRIDES), "max_stride": max(STRIDES),
         "threshold": round(float(ck["threshold"]), 4),
         "threshold_rule": f"lowest score with at most {cfg['eval']['fp_budget']} false detections per validation "

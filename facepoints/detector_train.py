@@ -46,6 +46,7 @@ from facepoints.detector_data import (
 )
 from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet, count_parameters
 from facepoints.detectors.base import nms
+from facepoints.detectors.cnn import decode_cells
 from facepoints.detectors.metrics import ImageResult, match_image, summarise, threshold_for_fp_budget
 from facepoints.layout import memory_format
 
@@ -235,10 +236,11 @@ def detect_torch(wrapper: ExportWrapper, image: np.ndarray, threshold: float = 0
     """The runtime's decoding on the torch model: for validation during training."""
     # astype copies: cached photos are read-only arrays
     x = torch.from_numpy(pad_to_stride(image).astype(np.float32)).permute(2, 0, 1)[None]
-    scores, boxes, *_ = wrapper(x)
-    s, b = scores[0].numpy(), boxes[0].numpy()
+    scores, distances, *_ = wrapper(x)
+    s = scores[0].numpy()
     keep = s >= threshold
-    s, b = s[keep], b[keep]
+    b, _ = decode_cells([scores.numpy(), distances.numpy()], keep, x.shape[2], x.shape[3], list(STRIDES))
+    s = s[keep]
     k = nms(b, s, nms_iou)
     return b[k], s[k]
 

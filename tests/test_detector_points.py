@@ -14,6 +14,7 @@ from facepoints.detector_data import FacePhoto, Scene, SceneConfig, _paste, five
 from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet
 from facepoints.detector_train import TARGET_CHANNELS, detection_loss, level_targets, load_detector_config
 from facepoints.detectors.base import Detection
+from facepoints.detectors.cnn import decode_cells
 from facepoints.refine import first_crops
 from tests.conftest import synthetic_face
 
@@ -69,9 +70,11 @@ def test_the_head_decodes_points_in_pixels_and_its_loss_teaches_only_known_point
     with torch.no_grad():
         net.points.weight.zero_()
         net.points.bias.copy_(torch.tensor([1.0, -0.5] * 5))  # every point one stride right, half a stride up
-        scores, boxes, points = ExportWrapper(net)(torch.rand(1, 3, 64, 96) * 255)
+        outputs = [o.numpy() for o in ExportWrapper(net)(torch.rand(1, 3, 64, 96) * 255)]
     cells = sum((64 // s) * (96 // s) for s in STRIDES)
-    assert points.shape == (1, cells, 5, 2) and boxes.shape == (1, cells, 4)
+    assert outputs[2].shape == (1, 10, cells) and outputs[1].shape == (1, 4, cells)
+    _, points = decode_cells(outputs, np.ones(cells, bool), 64, 96, list(STRIDES))
+    points = torch.from_numpy(points)[None]
     centres = torch.cat([torch.stack(torch.meshgrid((torch.arange(64 // s) + 0.5) * s - 0.5,
                                                     (torch.arange(96 // s) + 0.5) * s - 0.5, indexing="ij")[::-1], -1)
                          .reshape(-1, 2) for s in STRIDES])
@@ -110,7 +113,7 @@ def test_a_trained_tiny_detector_with_the_head_exports_and_returns_points(tmp_pa
     train_detector(cfg, progress=False)
     onnx = export_detector(Path(cfg.out_dir) / "last.pt", tmp_path / "det.onnx")
     det = CnnDetector(onnx, threshold=0.0, threads=1, max_faces=5)
-    assert "points" in det.meta["outputs"]
+    assert "offsets" in det.meta["outputs"]
     dets = det.detect(np.full((100, 150, 3), 90, np.uint8))
     assert dets and all(d.points is not None and d.points.shape == (5, 2) for d in dets)
     assert all(np.isfinite(d.points).all() for d in dets)

@@ -21,6 +21,7 @@ from facepoints.detector_data import (
 )
 from facepoints.detector_model import STRIDES, ExportWrapper, FaceDetectorNet
 from facepoints.detector_train import detection_loss, iou_loss, level_targets, load_detector_config, train_detector
+from facepoints.detectors.cnn import decode_cells
 from facepoints.geometry import tight_box
 from tests.conftest import synthetic_face
 
@@ -136,26 +137,27 @@ def test_natural_validation_scenes_scale_the_box_with_the_photo() -> None:
     assert np.allclose(sc.boxes[0], expected, atol=1e-6)
 
 
-def test_export_graph_decodes_cells_to_boxes_in_pixels() -> None:
+def test_export_graph_gives_scores_and_box_sides_in_pixels_that_the_runtime_decodes() -> None:
     torch.manual_seed(0)
     net = FaceDetectorNet().eval()
     image, trained_stem = torch.rand(1, 3, 64, 96) * 255, net.stem[0].weight.clone()
     with torch.no_grad():
-        scores, boxes = ExportWrapper(net)(image)
-        plain_scores, plain_boxes = ExportWrapper(net, fold_scale=False)(image)
+        scores, distances = ExportWrapper(net)(image)
+        plain_scores, plain_distances = ExportWrapper(net, fold_scale=False)(image)
+        raw = net(image / 255.0)
     # the exported stem takes 0-255 directly: the same network as dividing the photo by 255
-    assert torch.allclose(scores, plain_scores, atol=1e-6) and torch.allclose(boxes, plain_boxes, atol=1e-3)
+    assert torch.allclose(scores, plain_scores, atol=1e-6) and torch.allclose(distances, plain_distances, atol=1e-3)
     assert torch.equal(net.stem[0].weight, trained_stem)  # folding works on a copy: training goes on unchanged
     cells = sum((64 // s) * (96 // s) for s in STRIDES)
-    assert scores.shape == (1, cells) and boxes.shape == (1, cells, 4)
-    assert ((scores >= 0) & (scores <= 1)).all()
-    assert (boxes[..., 2] > boxes[..., 0]).all() and (boxes[..., 3] > boxes[..., 1]).all()
-    with torch.no_grad():
-        loss, parts = detection_loss(net(torch.zeros(2, 3, 64, 64)),
-                                     [torch.from_numpy(np.stack([t, t])) for t in
-                                      level_targets(np.array([[10.0, 10.0, 40.0, 42.0]]), np.zeros((0, 4)), 64, 64)],
-                                     load_detector_config(None).optim)
-    assert torch.isfinite(loss) and parts["pos"] > 0
+    assert scores.shape == (1, cells) and distances.shape == (1, 4, cells)
+    # the stride-8 map's last cell (row 7, column 11) is centred at ((11 + 0.5) 8 - 0.5, (7 + 0.5) 8 - 0.5)
+    last8 = (64 // 8) * (96 // 8) - 1
+    keep = np.zeros(cells, bool)
+    keep[last8] = True
+    boxes, points = decode_cells([scores.numpy(), distances.numpy()], keep, 64, 96, list(STRIDES))
+    d = raw[0][1][0, :, -1, -1].numpy() * 8
+    np.testing.assert_allclose(boxes[0], [91.5 - d[0], 59.5 - d[1], 91.5 + d[2], 59.5 + d[3]], rtol=1e-5)
+    assert points is None
 
 
 @pytest.fixture

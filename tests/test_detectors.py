@@ -73,6 +73,18 @@ def test_unknown_detector_names_and_options_say_what_exists() -> None:
     assert DEFAULT_DETECTOR in DETECTORS
 
 
+def test_a_detector_exported_by_an_earlier_version_says_to_export_it_again(tmp_path: Path) -> None:
+    shipped = Path(CnnDetector(threads=1).path)
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    (tmp_path / "old.onnx").write_bytes(shipped.read_bytes())
+    (tmp_path / "old.json").write_text(json.dumps({**card, "format": "facepoints-detector/1"}))
+    with pytest.raises(DetectorError, match="export-detector CHECKPOINT"):
+        CnnDetector(tmp_path / "old.onnx")
+    (tmp_path / "old.json").write_text(json.dumps({**card, "format": "something else"}))
+    with pytest.raises(DetectorError, match="not a facepoints-detector/2 sidecar"):
+        CnnDetector(tmp_path / "old.onnx")
+
+
 def test_cnn_threshold_and_min_face_options(three_faces) -> None:
     image, _ = three_faces
     det = CnnDetector(threads=1)

@@ -25,7 +25,8 @@ from facepoints.detectors.boxmap import BoxMap, BoxMaps
 from facepoints.detectors.verifier import FaceVerifier, candidate_floor, combine
 
 MODEL_NAME = "detector"
-SIDECAR_FORMAT = "facepoints-detector/1"
+# /2: cell centres added here, for the cells kept; /1 (before session 36) decoded every cell in the graph
+SIDECAR_FORMAT = "facepoints-detector/2"
 BOX_MAP_KEY = "facepoints-cnn"
 FLIP_FLOOR = 0.05  # with ``flip``, each way round keeps candidates from this score up (the verifier's own floor)
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N, 4), scores (N,), five points (N, 5 or 0, 2)
@@ -33,7 +34,36 @@ Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N, 4), scores (
 
 def output_names(points: bool) -> list[str]:
     """The ONNX outputs, named once for the export (torch) and this runtime (no torch)."""
-    return ["scores", "boxes", "points"] if points else ["scores", "boxes"]
+    return ["scores", "distances", "offsets"] if points else ["scores", "distances"]
+
+
+def cell_centres(height: int, width: int, strides: list[int], cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres (x, y), float32, of ``cells``: indices into the stride maps of a height x width input,
+    each map flattened row by row and the maps concatenated finest first (the graph's order)."""
+    st = np.asarray(strides)
+    widths, sizes = width // st, (height // st) * (width // st)
+    ends = np.cumsum(sizes)
+    level = np.searchsorted(ends, cells, side="right")
+    local = cells - (ends - sizes)[level]
+    step = st[level].astype(np.float32)
+    half = np.float32(0.5)
+    return ((local % widths[level]).astype(np.float32) + half) * step - half, \
+        ((local // widths[level]).astype(np.float32) + half) * step - half
+
+
+def decode_cells(outputs: list[np.ndarray], keep: np.ndarray, height: int, width: int,
+                 strides: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Boxes (N, 4) and five points (N, 5, 2) or None, float32 input pixels, of the ``keep`` cells of a
+    ``SIDECAR_FORMAT`` graph: its sides' distances and points' offsets from each cell centre, in pixels. The
+    same float32 sums the graph-decoded format did, for the few cells kept instead of all of them."""
+    cells = np.flatnonzero(keep)
+    cx, cy = cell_centres(height, width, strides, cells)
+    d = outputs[1][0][:, cells]
+    boxes = np.stack([cx - d[0], cy - d[1], cx + d[2], cy + d[3]], axis=1)
+    if len(outputs) < 3:
+        return boxes, None
+    offsets = outputs[2][0][:, cells].reshape(5, 2, -1)
+    return boxes, (offsets + np.stack([cx, cy])[None]).transpose(2, 0, 1)
 
 
 def default_model_path() -> Path:
@@ -49,6 +79,9 @@ def read_detector_sidecar(onnx_path: Path) -> dict[str, Any]:
                             "(export it with 'facepoints export-detector')") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DetectorError(f"cannot read detector sidecar {side}: {e}") from None
+    if isinstance(meta, dict) and meta.get("format") == "facepoints-detector/1":
+        raise DetectorError(f"{onnx_path} was exported by an earlier facepoints; export its checkpoint again with "
+                            "'facepoints export-detector CHECKPOINT --out FILE.onnx'")
     if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
         raise DetectorError(f"{side} is not a {SIDECAR_FORMAT} sidecar")
     return meta
@@ -230,7 +263,7 @@ class CnnDetector:
     @property
     def _points_output(self) -> bool:
         """Whether the network also predicts five points per face (a card exported with that head)."""
-        return "points" in self._meta.get("outputs", {})
+        return "offsets" in self._meta.get("outputs", {})
 
     def _run_level(self, img: np.ndarray, w: int, h: int, floor: float, mirror: bool = False) -> Candidates:
         """Boxes and five points (in the pixels of the w x h original; (N, 0, 2) from a network without that
@@ -241,13 +274,14 @@ class CnnDetector:
         # Mirror the bytes before the float copy: ~2x faster than a reversed-stride copy per plane.
         for c, plane in enumerate(cv2.split(cv2.flip(img, 1) if mirror else img)):
             x[0, c, :nh, :nw] = plane  # ~2x faster than one strided transpose copy
-        scores, boxes, *points = self._session.run(output_names(self._points_output), {"image": x})
-        keep = scores[0] >= floor
+        outputs = self._session.run(output_names(self._points_output), {"image": x})
+        keep = outputs[0][0] >= floor
+        boxes, points = decode_cells(outputs, keep, x.shape[2], x.shape[3], self._meta["strides"])
         sx, sy = nw / w, nh / h
-        boxes = (boxes[0][keep].astype(np.float64) + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
-        pts = ((points[0][0][keep].astype(np.float64) + 0.5) / np.array([sx, sy]) - 0.5 if points
+        boxes = (boxes.astype(np.float64) + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
+        pts = ((points.astype(np.float64) + 0.5) / np.array([sx, sy]) - 0.5 if points is not None
                else np.zeros((len(boxes), 0, 2)))
-        return boxes, scores[0][keep].astype(np.float64), pts
+        return boxes, outputs[0][0][keep].astype(np.float64), pts
 
 
 MIRROR_FIVE = [1, 0, 2, 4, 3]  # eyes and mouth corners swap sides in a mirror
