@@ -151,12 +151,13 @@ def test_export_graph_gives_scores_and_box_sides_in_pixels_that_the_runtime_deco
     cells = sum((64 // s) * (96 // s) for s in STRIDES)
     assert scores.shape == (1, cells) and distances.shape == (1, 4, cells)
     # the stride-8 map's last cell (row 7, column 11) is centred at ((11 + 0.5) 8 - 0.5, (7 + 0.5) 8 - 0.5)
-    last8 = (64 // 8) * (96 // 8) - 1
+    # and the stride-32 map's last cell, the last of all (row 1, column 2), at (79.5, 47.5)
     keep = np.zeros(cells, bool)
-    keep[last8] = True
+    keep[[(64 // 8) * (96 // 8) - 1, cells - 1]] = True
     boxes, points = decode_cells([scores.numpy(), distances.numpy()], keep, 64, 96, list(STRIDES))
-    d = raw[0][1][0, :, -1, -1].numpy() * 8
-    np.testing.assert_allclose(boxes[0], [91.5 - d[0], 59.5 - d[1], 91.5 + d[2], 59.5 + d[3]], rtol=1e-5)
+    for box, (cx, cy), stride, level in zip(boxes, [(91.5, 59.5), (79.5, 47.5)], (8, 32), (0, 2)):
+        d = raw[level][1][0, :, -1, -1].numpy() * stride
+        np.testing.assert_allclose(box, [cx - d[0], cy - d[1], cx + d[2], cy + d[3]], rtol=1e-5)
     assert points is None
 
 

@@ -45,10 +45,9 @@ def cell_centres(height: int, width: int, strides: list[int], cells: np.ndarray)
     ends = np.cumsum(sizes)
     level = np.searchsorted(ends, cells, side="right")
     local = cells - (ends - sizes)[level]
-    step = st[level].astype(np.float32)
-    half = np.float32(0.5)
-    return ((local % widths[level]).astype(np.float32) + half) * step - half, \
-        ((local // widths[level]).astype(np.float32) + half) * step - half
+    step, half = st[level].astype(np.float32), np.float32(0.5)
+    col, row = (local % widths[level]).astype(np.float32), (local // widths[level]).astype(np.float32)
+    return (col + half) * step - half, (row + half) * step - half
 
 
 def decode_cells(outputs: list[np.ndarray], keep: np.ndarray, height: int, width: int,
