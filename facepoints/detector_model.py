@@ -29,10 +29,14 @@ class DetectorNetConfig:
     depths: tuple[int, ...] = (1, 2, 3, 2)
     neck: int = 48
     points: bool = False  # also predict the five points (eye centres, nose tip, mouth corners) per location
+    head_depth: int = 2  # depthwise blocks of the head that the strides share
+    # 2: a 2x2 stem without overlap, cheaper on the full-size photo, where the 3-channel stem is most of the cost
+    stem_kernel: int = 3
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    pad = k // 2 if k % 2 else 0  # odd kernels keep the size (then stride), even ones tile it
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False), nn.BatchNorm2d(cout)]
     if act:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -64,12 +68,12 @@ class FaceDetectorNet(nn.Module):
         super().__init__()
         cfg = cfg or DetectorNetConfig()
         self.cfg = cfg
-        self.stem = conv_bn(3, cfg.stem, 3, 2)
+        self.stem = conv_bn(3, cfg.stem, cfg.stem_kernel, 2)
         chans = [cfg.stem, *cfg.widths]
         self.stages = nn.ModuleList(_stage(chans[i], chans[i + 1], d) for i, d in enumerate(cfg.depths))
         self.laterals = nn.ModuleList(conv_bn(c, cfg.neck, 1) for c in cfg.widths[1:])
         self.smooth = nn.ModuleList(DWBlock(cfg.neck, cfg.neck) for _ in STRIDES)
-        self.head = nn.Sequential(DWBlock(cfg.neck, cfg.neck), DWBlock(cfg.neck, cfg.neck))
+        self.head = nn.Sequential(*[DWBlock(cfg.neck, cfg.neck) for _ in range(cfg.head_depth)])
         self.cls = nn.Conv2d(cfg.neck, 1, 1)
         self.box = nn.Conv2d(cfg.neck, 4, 1)
         self.points = nn.Conv2d(cfg.neck, 10, 1) if cfg.points else None

@@ -19,7 +19,7 @@ from facepoints.detector_data import (
     feathered_alpha,
     natural_scene,
 )
-from facepoints.detector_model import STRIDES, ExportWrapper, FaceDetectorNet
+from facepoints.detector_model import STRIDES, DetectorNetConfig, ExportWrapper, FaceDetectorNet
 from facepoints.detector_train import detection_loss, iou_loss, level_targets, load_detector_config, train_detector
 from facepoints.detectors.cnn import decode_cells
 from facepoints.geometry import tight_box
@@ -174,6 +174,19 @@ def tiny_config(tmp_path: Path, real_data: Path):
             "data.val_scenes=4", "data.val_natural=4", "scene.size=128", "optim.batch_size=4",
             "optim.steps_per_epoch=2", "optim.epochs=2", "optim.warmup_steps=2", "workers=0"]
     return load_detector_config(Path(__file__).resolve().parents[1] / "configs" / "detector.yaml", over)
+
+
+def test_a_2x2_stem_and_a_one_block_head_keep_every_level_on_its_stride() -> None:
+    """The lean designs (configs/detector_lean.yaml) must tile the photo exactly as the cell decoding assumes."""
+    x = torch.rand(2, 3, 64, 96)
+    for cfg in (DetectorNetConfig(stem_kernel=2), DetectorNetConfig(head_depth=1, neck=32, points=True)):
+        net = FaceDetectorNet(cfg).eval()
+        with torch.no_grad():
+            levels = net(x)
+        assert [lv[0].shape[-2:] for lv in levels] == [(64 // s, 96 // s) for s in STRIDES]
+        assert len(net.head) == cfg.head_depth and net.stem[0].kernel_size == (cfg.stem_kernel,) * 2
+    lean = load_detector_config(Path(__file__).resolve().parents[1] / "configs" / "detector_lean.yaml")
+    assert lean.model.stem_kernel == 2 and lean.model.neck == 32 and lean.model.points
 
 
 def test_channels_last_training_is_the_same_sums_in_another_memory_order() -> None:
