@@ -48,6 +48,9 @@ def comparable(cands: dict[str, dict]) -> dict[str, str]:
             if k not in why and sets_key(c) != sets_key(newest)}
     why |= {k: "not measured with the verifier (or not recorded)" for k, c in cands.items()
             if k not in why and c["provenance"].get("verifier", "none") == "none"}
+    looks = newest["provenance"].get("verifier")
+    why |= {k: f"measured with other second looks than the newest ({c['provenance']['verifier']})"
+            for k, c in cands.items() if k not in why and c["provenance"].get("verifier") != looks}
     return why | {k: reason for k, reason in LOST.items() if k in cands and k not in why}
 
 
@@ -69,7 +72,8 @@ def main() -> None:
              f"within {AP_TIE} of it the fewest false detections per photo. Compared: the candidates measured "
              "on the same held-out sets as the newest measurement (the same faces in each set; the scene "
              "composer changed between sessions), each with the verifier its card names (recorded since "
-             "session 30), whose weights still exist; the others are shown with the reason.", "",
+             "session 30) and the same second looks as the newest (verifier setting and mirrored look, recorded "
+             "since session 36), whose weights still exist; the others are shown with the reason.", "",
              f"Picked by the rule: **{winner}**. The shipped detector is the one whose card "
              "(`facepoints/weights/detector.json`, `retrain`) names its recipe; docs/detection.md says which "
              "candidate that is.", "",

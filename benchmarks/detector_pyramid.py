@@ -65,9 +65,12 @@ def evaluate(sets: dict[str, list], band: float | None, step: float, model: Path
 
 
 def verifier_used(model: Path) -> str:
-    """Whether the detector's card runs the verifier: a candidate measured without it is not comparable."""
-    spec = json.loads(model.with_suffix(".json").read_text(encoding="utf-8")).get("verifier")
-    return f"{spec['file']} (weight {spec['weight']:g}, threshold {spec['threshold']:g})" if spec else "none"
+    """The second looks the detector's card runs (verifier and its setting, mirrored look): candidates measured
+    with other ones are not comparable."""
+    card = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
+    spec = card.get("verifier")
+    used = f"{spec['file']} (weight {spec['weight']:g}, threshold {spec['threshold']:g})" if spec else "none"
+    return used + (", mirrored look" if card.get("flip") else "")
 
 
 def choose(rows: list[dict]) -> dict:
