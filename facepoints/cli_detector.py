@@ -15,7 +15,7 @@ from facepoints.cli import app
 
 @app.command("train-detector")
 def train_detector(
-    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/detector_points.yaml.")],
+    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/detector_lean.yaml.")],
     override: Annotated[Optional[list[str]], typer.Option(
         "--override", "-o", help="key.sub=value; repeatable.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from out_dir/last.pt.")] = False,

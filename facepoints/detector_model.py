@@ -22,7 +22,7 @@ STRIDES = (8, 16, 32)
 
 @dataclass
 class DetectorNetConfig:
-    """Channel widths; the defaults give 58 k parameters, the shipped detector (configs/detector_points.yaml) 105 k."""
+    """Channel widths; the defaults give 58 k parameters, the shipped detector (configs/detector_lean.yaml) 96 k."""
 
     stem: int = 16
     widths: tuple[int, ...] = (24, 32, 64, 96)  # strides 4, 8, 16, 32

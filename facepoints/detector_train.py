@@ -1,6 +1,6 @@
 """Train and export the face detector (torch side).
 
-    facepoints train-detector configs/detector_points.yaml [-o key=value] [--resume]
+    facepoints train-detector configs/detector_lean.yaml [-o key=value] [--resume]
     facepoints export-detector runs/detector/best.pt --out facepoints/weights/detector.onnx
     (or: python -m facepoints.detector_train train|export ...)
 

@@ -148,7 +148,7 @@ def test_detector_configs_find_the_real_data_from_any_folder(real_data: Path, tm
     from facepoints.detector_train import load_detector_config
 
     monkeypatch.chdir(tmp_path)
-    for name in ("detector", "detector_finetune", "detector_wide", "detector_points"):
+    for name in ("detector", "detector_finetune", "detector_wide", "detector_points", "detector_lean"):
         cfg = load_detector_config(ROOT / "configs" / f"{name}.yaml")
         for spec in cfg.data.train:
             assert Path(spec.path).exists(), (name, spec.path)

@@ -236,10 +236,10 @@ def afw_scenes(real_data: Path):
 def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_scenes, real_data: Path) -> None:
     det = CnnDetector(threads=1)
     cnn = summarise(run_detector("facepoints", det, afw_scenes).results, det.score_threshold)
-    # the shipped detector, pyramid, mirrored look and verifier (benchmarks/results/detection.md: 330 of 337 found,
-    # 59 false; AP 0.973 over the boxes kept at its threshold, 0.984 in detection.md over every box down to 0.02)
+    # the shipped detector, pyramid, mirrored look and verifier (benchmarks/results/detection.md: 327 of 337 found,
+    # 64 false; AP 0.962 over the boxes kept at its threshold, 0.980 in detection.md over every box down to 0.02)
     # with a little room: shipping a worse detector or verifier turns this red
-    assert cnn.faces == 337 and cnn.found >= 326 and cnn.false_positives <= 66 and cnn.ap >= 0.964, cnn
+    assert cnn.faces == 337 and cnn.found >= 323 and cnn.false_positives <= 71 and cnn.ap >= 0.953, cnn
     rolled = afw_rotated(real_data, 45.0, every=6)
     ours = summarise(run_detector("facepoints", CnnDetector(threads=1), rolled).results, 0.0)
     assert ours.recall >= 0.96, ours  # 57 of 57 (without the mirrored look 56; the previous, narrower detector 52)
@@ -250,18 +250,18 @@ def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_sce
 def test_what_detect_returns_on_whole_real_photos_keeps_its_published_figures(afw_scenes) -> None:
     """The whole pipeline users get: the CNN at the threshold chosen under the not-a-face cut, the landmark
     re-crops, duplicates merged and non-faces dropped, on all of AFW's photos. benchmarks/results/detection.md's
-    facepoints+landmarks row (336 of 337 found, 67 false: since session 34 the default runs the CNN, with its
+    facepoints+landmarks row (337 of 337 found, 66 false: since session 34 the default runs the CNN, with its
     mirrored look, at the rule's threshold, see docs/detection.md) with a little room: a worse detector, verifier,
-    landmark model, cut or threshold turns this red. Without the faces flagged doubtful (the `, sure` row: 327
-    found, 13 false) most false detections go and few faces do."""
+    landmark model, cut or threshold turns this red. Without the faces flagged doubtful (the `, sure` row: 333
+    found, 18 false) most false detections go and few faces do."""
     import facepoints
     from facepoints.detectors.evaluate import LandmarkPipeline
 
     model = facepoints.load(threads=1)
     s = summarise(run_detector("facepoints+landmarks", LandmarkPipeline(model), afw_scenes).results, -np.inf)
-    assert s.faces == 337 and s.found >= 333 and s.false_positives <= 74, s
+    assert s.faces == 337 and s.found >= 334 and s.false_positives <= 73, s
     sure = summarise(run_detector("sure", LandmarkPipeline(model, sure_only=True), afw_scenes).results, -np.inf)
-    assert sure.found >= 323 and sure.false_positives <= 17 and sure.false_positives < s.false_positives / 2, sure
+    assert sure.found >= 329 and sure.false_positives <= 22 and sure.false_positives < s.false_positives / 2, sure
 
 
 def test_detect_finds_large_faces_turned_by_45_degrees(real_data: Path) -> None:

@@ -73,21 +73,26 @@ def test_default_beats_the_seed_baseline_on_every_test_set(real_data: Path) -> N
 
 
 def test_the_detector_candidates_rule_compares_like_with_like() -> None:
-    """The shipped detector (docs/detection.md: points56_last, the five-point head) is the rule's pick among
-    candidates measured on the same held-out scenes whose weights exist; a high AP on other scenes, or from lost
-    weights, cannot win."""
+    """The shipped detector (docs/detection.md: lean56_last, configs/detector_lean.yaml) is the rule's pick among
+    candidates measured on the same held-out scenes, with the same second looks, whose weights exist; a high AP
+    on other scenes, with other second looks or from lost weights, cannot win."""
     import copy
 
     cands = detector_candidates.load_candidates(detector_candidates.FOLDER)
     left_out = detector_candidates.comparable(cands)
-    assert detector_candidates.pick(cands, left_out) == "points56_last"
-    assert {"cl56b_last_remeasured", "points56_best"}.isdisjoint(left_out)  # compared with it
+    assert detector_candidates.pick(cands, left_out) == "lean56_last"
+    assert "points56_last_s36" not in left_out  # the detector it replaces, re-measured the same way
+    assert left_out["points56_last"].startswith("measured with other second looks")  # the older verifier setting
     assert left_out["cl56b_last"] == "not measured on every set"  # before the `rotated large` set existed
     assert "cl56_last" in left_out  # the best AP on older scenes, and its weights are gone
-    elsewhere = copy.deepcopy(cands["points56_last"])
+    elsewhere = copy.deepcopy(cands["lean56_last"])
     elsewhere["chosen"]["mean_ap"], elsewhere["chosen"]["composed"]["faces"] = 0.999, 1
     more = {**cands, "elsewhere": elsewhere}
-    assert detector_candidates.pick(more, detector_candidates.comparable(more)) == "points56_last"
+    assert detector_candidates.pick(more, detector_candidates.comparable(more)) == "lean56_last"
+    other_looks = copy.deepcopy(cands["points56_last_s36"])
+    other_looks["chosen"]["mean_ap"], other_looks["provenance"]["verifier"] = 0.999, "verifier.onnx (weight 0.5)"
+    more = {**cands, "other_looks": other_looks}
+    assert detector_candidates.pick(more, detector_candidates.comparable(more)) == "lean56_last"
 
 
 def test_the_detector_card_holds_what_the_held_out_rules_chose() -> None:
