@@ -30,7 +30,7 @@ class DetectorNetConfig:
     neck: int = 48
     points: bool = False  # also predict the five points (eye centres, nose tip, mouth corners) per location
     head_depth: int = 2  # depthwise blocks of the head that the strides share
-    # 2: a 2x2 stem without overlap, cheaper on the full-size photo, where the 3-channel stem is most of the cost
+    # 2: a 2x2 stem without overlap, cheaper on the full-size photo, where the 3-channel stem is the costliest layer
     stem_kernel: int = 3
 
 
