@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from provenance import markdown, provenance  # noqa: E402
+from speed import block_ms  # noqa: E402
 
 from facepoints.config import from_dict, to_dict  # noqa: E402
 from facepoints.detector_export import _onnx_export  # noqa: E402
@@ -60,27 +60,21 @@ def shipped_config() -> dict:
     return to_dict(load_detector_config(ROOT / "configs" / "detector_points.yaml").model)
 
 
-def block_ms(sess: object, x: np.ndarray, repeats: int) -> float:
-    names = output_names(True)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        sess.run(names, {"image": x})
-    return 1000 * (time.perf_counter() - t0) / repeats
-
-
 def look_ms(onnx_files: list[Path], repeats: int, rounds: int = 7) -> list[float]:
     """One look at the four levels per graph, ms: each level's best block, the graphs taking turns block by block,
     so that a slower stretch of the machine falls on all of them."""
     sessions = [onnx_session(f, threads=1) for f in onnx_files]
     inputs = [np.random.default_rng(h).random((1, 3, h, w), dtype=np.float32) * 255 for h, w in LEVELS]
-    for sess in sessions:
-        for x in inputs:
-            block_ms(sess, x, 3)
+    names = output_names(True)
+    runs = [[lambda s=s, x=x: s.run(names, {"image": x}) for x in inputs] for s in sessions]
+    for row in runs:
+        for run in row:
+            block_ms(run, 3)
     best = np.full((len(sessions), len(inputs)), np.inf)
     for _ in range(rounds):
-        for i, sess in enumerate(sessions):
-            for j, x in enumerate(inputs):
-                best[i, j] = min(best[i, j], block_ms(sess, x, repeats))
+        for i, row in enumerate(runs):
+            for j, run in enumerate(row):
+                best[i, j] = min(best[i, j], block_ms(run, repeats))
     return best.sum(axis=1).tolist()
 
 

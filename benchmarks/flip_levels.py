@@ -34,7 +34,7 @@ from provenance import markdown, provenance
 from verifier import candidates, evaluate, per_set_cells, per_set_columns
 
 from facepoints.detectors import CnnDetector
-from facepoints.detectors.cnn import FLIP_FLOOR, merge_mirrored, mirrored
+from facepoints.detectors.cnn import each_look_floor, merge_mirrored, mirrored
 from facepoints.detectors.verifier import FaceVerifier
 
 OUT = ROOT / "benchmarks" / "results" / "flip_levels"
@@ -44,7 +44,7 @@ class UpperFlip(CnnDetector):
     """The mirrored look on levels >= 1 only: a face small enough for level 0 is seen one way, at its own score."""
 
     def _both_looks(self, levels: list, img: np.ndarray, floor: float) -> tuple[np.ndarray, ...]:
-        each = max(2.0 * floor - 1.0, FLIP_FLOOR)
+        each = each_look_floor(floor)
         a = self._candidates(levels, img, each)
         side = np.maximum(a[0][:, 2] - a[0][:, 0], a[0][:, 3] - a[0][:, 1]) * levels[0][1]
         small = side < levels[0][3]

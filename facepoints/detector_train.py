@@ -236,11 +236,10 @@ def detect_torch(wrapper: ExportWrapper, image: np.ndarray, threshold: float = 0
     """The runtime's decoding on the torch model: for validation during training."""
     # astype copies: cached photos are read-only arrays
     x = torch.from_numpy(pad_to_stride(image).astype(np.float32)).permute(2, 0, 1)[None]
-    scores, distances, *_ = wrapper(x)
-    s = scores[0].numpy()
-    keep = s >= threshold
-    b, _ = decode_cells([scores.numpy(), distances.numpy()], keep, x.shape[2], x.shape[3], list(STRIDES))
-    s = s[keep]
+    outputs = [t.numpy() for t in wrapper(x)[:2]]  # scores, box distances
+    keep = outputs[0][0] >= threshold
+    b, _ = decode_cells(outputs, keep, x.shape[2], x.shape[3], list(STRIDES))
+    s = outputs[0][0][keep]
     k = nms(b, s, nms_iou)
     return b[k], s[k]
 

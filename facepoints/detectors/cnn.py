@@ -32,6 +32,11 @@ FLIP_FLOOR = 0.05  # with ``flip``, each way round keeps candidates from this sc
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N, 4), scores (N,), five points (N, 5 or 0, 2)
 
 
+def each_look_floor(floor: float) -> float:
+    """The score each way round from which a face's mean over the two looks can still reach ``floor``."""
+    return max(2.0 * floor - 1.0, FLIP_FLOOR)
+
+
 def output_names(points: bool) -> list[str]:
     """The ONNX outputs, named once for the export (torch) and this runtime (no torch)."""
     return ["scores", "distances", "offsets"] if points else ["scores", "distances"]
@@ -78,10 +83,11 @@ def read_detector_sidecar(onnx_path: Path) -> dict[str, Any]:
                             "(export it with 'facepoints export-detector')") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DetectorError(f"cannot read detector sidecar {side}: {e}") from None
-    if isinstance(meta, dict) and meta.get("format") == "facepoints-detector/1":
-        raise DetectorError(f"{onnx_path} was exported by an earlier facepoints; export its checkpoint again with "
-                            "'facepoints export-detector CHECKPOINT --out FILE.onnx'")
-    if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != SIDECAR_FORMAT and str(fmt).startswith("facepoints-detector/"):
+        raise DetectorError(f"{onnx_path} was exported by another facepoints version ({fmt}); export its checkpoint "
+                            "again with 'facepoints export-detector CHECKPOINT --out FILE.onnx'")
+    if fmt != SIDECAR_FORMAT:
         raise DetectorError(f"{side} is not a {SIDECAR_FORMAT} sidecar")
     return meta
 
@@ -239,8 +245,8 @@ class CnnDetector:
     def _both_looks(self, levels: list[tuple[np.ndarray, float, float, float]], img: np.ndarray,
                     floor: float) -> Candidates:
         """Candidates of the photo and of its mirror image, one per face (``merge_mirrored``), not yet suppressed:
-        a face whose mean score can reach ``floor`` scores at least 2 floor - 1 each way round."""
-        each = max(2.0 * floor - 1.0, FLIP_FLOOR)
+        a face whose mean score can reach ``floor`` scores at least ``each_look_floor`` each way round."""
+        each = each_look_floor(floor)
         return merge_mirrored(self._candidates(levels, img, each),
                               mirrored(self._candidates(levels, img, each, mirror=True), img.shape[1]))
 
