@@ -106,17 +106,23 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, name: str | None = N
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     norm = ck["normalisation"]
-    x = torch.rand(2, norm["channels"], norm["input_size"], norm["input_size"])
-    head = _OnnxHead(model).eval()
+    export_graph(model, out, norm["channels"], norm["input_size"], opset)
+    sidecar(ck, name or out.stem, metrics, int8).write(out)
+    return out
+
+
+def export_graph(model: nn.Module, out: Path, channels: int, input_size: int, opset: int = 17) -> Path:
+    """The runtime's graph of a landmark network, image (N, C, S, S) -> points, scores; no card (a design timed
+    before training, ``benchmarks/landmark_variants.py``, has none)."""
+    x = torch.rand(2, channels, input_size, input_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            head, (x,), str(out), input_names=["image"], output_names=["points", "scores"],
+            _OnnxHead(model).eval(), (x,), str(out), input_names=["image"], output_names=["points", "scores"],
             dynamic_axes={"image": {0: "batch"}, "points": {0: "batch"}, "scores": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )
     constant_flatten_shapes(out)
-    sidecar(ck, name or out.stem, metrics, int8).write(out)
     return out
 
 
