@@ -18,7 +18,6 @@ finds faces as well is a training run and the held-out rule
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import warnings
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from provenance import markdown, provenance  # noqa: E402
+from provenance import provenance, save_results  # noqa: E402
 from speed import block_ms  # noqa: E402
 
 from facepoints.config import from_dict, to_dict  # noqa: E402
@@ -101,15 +100,12 @@ def main() -> None:
 
 def write(rows: list[dict], prov: dict) -> None:
     out = ROOT / "benchmarks" / "results" / "detector_variants"
-    out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows}, indent=1) + "\n")
     ref = rows[0]["ms"]
-    lines = ["# Detector network designs: time before training", "", markdown(prov), "",
-             "One look (the four pyramid levels of a 640x480 photo), onnxruntime, 1 thread; random weights, "
+    lines = ["One look (the four pyramid levels of a 640x480 photo), onnxruntime, 1 thread; random weights, "
              "since time does not depend on them. `detect` takes two looks (the photo and its mirror image).", "",
              "| variant | parameters | ms per look | vs shipped |", "|---|---:|---:|---:|"]
     lines += [f"| {r['variant']} | {r['parameters'] or ''} | {r['ms']:.2f} | {r['ms'] / ref:.2f}x |" for r in rows]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    save_results(out, prov, rows, "Detector network designs: time before training", lines)
 
 
 if __name__ == "__main__":

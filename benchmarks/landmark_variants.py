@@ -19,7 +19,6 @@ variant is more accurate is a training run and the held-out rule
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import warnings
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from provenance import markdown, provenance  # noqa: E402
+from provenance import provenance, save_results  # noqa: E402
 from speed import block_ms  # noqa: E402
 
 from facepoints.checkpoint import load_scheme_dict, read_checkpoint  # noqa: E402
@@ -108,17 +107,14 @@ def main() -> None:
 
 def write(rows: list[dict], prov: dict) -> None:
     out = ROOT / "benchmarks" / "results" / "landmark_variants"
-    out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows}, indent=1) + "\n")
     ref = rows[0]["ms"]
-    lines = ["# Landmark network designs: time before training", "", markdown(prov), "",
-             "The landmark network alone, int8 as shipped (float stem and head, 7-bit weights), batch 1, "
+    lines = ["The landmark network alone, int8 as shipped (float stem and head, 7-bit weights), batch 1, "
              "onnxruntime, 1 thread; random weights, since time does not depend on them. The first row is the "
              "shipped file, the second the same design rebuilt here: their gap is what the random-weights proxy "
              "costs.", "", "| variant | input | parameters | ms | vs shipped |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['variant']} | {r['input_size']} | {r['parameters'] or ''} | {r['ms']:.3f} | "
               f"{r['ms'] / ref:.2f}x |" for r in rows]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    save_results(out, prov, rows, "Landmark network designs: time before training", lines)
 
 
 if __name__ == "__main__":

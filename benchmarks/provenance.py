@@ -7,6 +7,7 @@ changed runtime (onnxruntime's 1.32 moved the int8 model's points) is visible.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -60,3 +61,11 @@ def markdown(p: dict) -> str:
     v = ", ".join(f"{k} {val}" for k, val in p["versions"].items())
     return (f"Command: `{p['command']}`  \nCommit: `{p['commit']}`, {p['date']}  \nCPU: {p['cpu']}  \n"
             f"Versions: {v}")
+
+
+def save_results(out: Path, prov: dict, rows: list[dict], title: str, lines: list[str]) -> None:
+    """``out``.json (provenance and rows) and ``out``.md (the title, the provenance block, then ``lines``)."""
+    out.with_suffix(".json").write_text(json.dumps({"provenance": prov, "rows": rows}, indent=1) + "\n")
+    text = "\n".join([f"# {title}", "", markdown(prov), "", *lines]) + "\n"
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
