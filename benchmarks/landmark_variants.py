@@ -75,10 +75,10 @@ def variant_files(tmp: Path, rng: np.random.Generator) -> tuple[list[dict], list
     return rows, files
 
 
-def step_ms(files: list[Path], sizes: list[int], repeats: int, rounds: int = 9) -> list[float]:
+def step_ms(files: list[Path], sizes: list[int], channels: int, repeats: int, rounds: int = 9) -> list[float]:
     """Batch-1 network ms per graph: each graph's best block of ``repeats`` calls over ``rounds`` turns."""
     sessions = [onnx_session(f, threads=1) for f in files]
-    xs = [np.random.default_rng(s).random((1, 3, s, s), dtype=np.float32) for s in sizes]
+    xs = [np.random.default_rng(s).random((1, channels, s, s), dtype=np.float32) for s in sizes]
     runs = [lambda s=s, x=x: s.run(["points", "scores"], {"image": x}) for s, x in zip(sessions, xs)]
     for run in runs:
         block_ms(run, 20)
@@ -94,12 +94,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")  # torch's exporter and onnxruntime's quantiser warn about themselves
-    shipped_size = int(read_checkpoint(ROOT / "checkpoints" / "default.pt")["normalisation"]["input_size"])
+    norm = read_checkpoint(ROOT / "checkpoints" / "default.pt")["normalisation"]
     with tempfile.TemporaryDirectory() as tmp:
         rows, files = variant_files(Path(tmp), np.random.default_rng(0))
-        rows = [{"variant": "shipped default.onnx", "change": None, "input_size": shipped_size,
+        rows = [{"variant": "shipped default.onnx", "change": None, "input_size": int(norm["input_size"]),
                  "parameters": None}, *rows]
-        times = step_ms([SHIPPED, *files], [r["input_size"] for r in rows], args.repeats)
+        times = step_ms([SHIPPED, *files], [r["input_size"] for r in rows], int(norm["channels"]), args.repeats)
     for row, ms in zip(rows, times):
         row["ms"] = ms
     write(rows, provenance(f"python benchmarks/landmark_variants.py --repeats {args.repeats}"))
