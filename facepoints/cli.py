@@ -433,7 +433,7 @@ def video(
         raise typer.Exit(code=1)
 
 
-from facepoints import cli_detector  # noqa: E402,F401 - registers train-, export- and evaluate-detector
+from facepoints import cli_detector  # noqa: E402,F401 - registers the detector's and verifier's commands
 
 
 def main() -> None:  # pragma: no cover

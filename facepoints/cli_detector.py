@@ -1,4 +1,5 @@
-"""The face detector's commands: ``train-detector``, ``export-detector``, ``evaluate-detector``.
+"""The face detector's and verifier's commands: ``train-detector``, ``export-detector``, ``evaluate-detector``,
+``train-verifier``, ``export-verifier``.
 
 Registered on the one ``facepoints`` app (``facepoints.cli``), kept apart so the CLI module stays readable.
 """
