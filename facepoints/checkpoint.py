@@ -46,11 +46,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"no checkpoint file {p}" + (" (it is a folder)" if p.is_dir() else ""))
+    if p.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{p} is an exported ONNX model, not a training checkpoint: pass the .pt that "
+                              "'facepoints train' wrote (or use the .onnx itself as --model)")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load raises many types for foreign files
-        raise CheckpointError(f"{p} is not a facepoints checkpoint ({type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:200]})") from None
+        # torch's own message suggests weights_only=False, which would run the file's code: not shown
+        raise CheckpointError(f"{p} is not a facepoints checkpoint: it does not read as the weights-only torch "
+                              f"file that 'facepoints train' writes ({type(e).__name__})") from None
     missing = [k for k in PAYLOAD_KEYS if not isinstance(ck, dict) or k not in ck]
     if missing:
         raise CheckpointError(f"{p} is not a facepoints checkpoint: no {missing}")

@@ -39,6 +39,8 @@ class _Commands(TyperGroup):
 
 def error_line(e: BaseException) -> str:
     """A user's mistake as its message; other exceptions keep their type name, so a bug is recognisable."""
+    if isinstance(e, typer.BadParameter):  # typer's own click: not caught as click's above; name the option
+        return one_line(ValueError(e.format_message() if e.param is not None or e.param_hint else e.message))
     if isinstance(e, ValueError | OSError | LookupError):
         return one_line(e)
     return one_line(RuntimeError(f"{type(e).__name__}: {e}"))
@@ -404,17 +406,13 @@ def video(
 ) -> None:
     """Track faces through a video: stable ids, smoothed points, pose axes, an effect; JSONL of every frame."""
     from facepoints.apps.video import VideoConfig, VideoError, process_video
+    from facepoints.apps.video_io import writer_codec
     from facepoints.config import ConfigError, load_config
 
-    extra = list(override or [])
-    if effect is not None:
-        extra.append(f"effect={'null' if effect.lower() == 'none' else effect}")
-    if detect_every is not None:
-        extra.append(f"detect_every={detect_every}")
-    if smooth is not None:
-        extra.append(f"smoothing={str(smooth).lower()}")
-    if max_frames is not None:
-        extra.append(f"max_frames={max_frames}")
+    given = {"effect": None if effect is None else "null" if effect.lower() == "none" else effect,
+             "detect_every": detect_every, "smoothing": None if smooth is None else str(smooth).lower(),
+             "max_frames": max_frames}
+    extra = [*(override or []), *(f"{k}={v}" for k, v in given.items() if v is not None)]
     try:
         cfg = load_config(VideoConfig, config, extra)
     except (ConfigError, ValueError, OSError) as e:
@@ -422,6 +420,8 @@ def video(
     log = jsonl if jsonl is not None else (dst.with_suffix(".jsonl") if dst is not None else None)
     if dst is None and log is None:
         raise typer.BadParameter("give DST (an .mp4/.avi to write) and/or --jsonl")
+    if dst is not None:
+        writer_codec(dst)  # a usage error (exit 2) before the model loads
     lm = load_model(model, threads=1, detector=detector)  # one face crop per call: extra threads only add waiting
     try:
         summary = process_video(src, dst, lm, cfg, log, progress=progress)

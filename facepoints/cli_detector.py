@@ -46,9 +46,11 @@ def evaluate_detector(
     images: Annotated[Optional[Path], typer.Option(help="Folder the listed image paths start from.")] = None,
     out: Annotated[Path, typer.Option(
         help="Folder for the JSON report and the PR plot.")] = Path("facepoints-detector"),
-    fp_budget: Annotated[float, typer.Option(help="False detections per photo for the fixed-budget recall.")] = 0.05,
+    fp_budget: Annotated[float, typer.Option(
+        min=0.0, help="False detections per photo for the fixed-budget recall.")] = 0.05,
 ) -> None:
     """Recall at the default threshold and at a false-positive budget, AP, a PR plot and ms per photo."""
+    from facepoints.batch import prepare_out_dir
     from facepoints.detectors import DetectorError, build_detector
     from facepoints.detectors.evaluate import (
         PR_FLOOR,
@@ -59,6 +61,9 @@ def evaluate_detector(
         write_json,
     )
 
+    if images is not None and not images.is_dir():
+        raise typer.BadParameter(f"--images {images}: no such folder")
+    out = prepare_out_dir(out)  # an --out that is a file fails before the detector runs
     is_file = detector.endswith(".onnx")
     kw = {"model": detector} if is_file else {}
     try:
@@ -69,11 +74,15 @@ def evaluate_detector(
             det, default = build_detector(detector), 0.0
     except DetectorError as e:
         raise typer.BadParameter(str(e)) from None
-    photos = photos_from_wider(annotations, images)
+    skipped: list[tuple[str, str]] = []
+    photos = photos_from_wider(annotations, images, skipped)
+    for file, reason in skipped:
+        typer.echo(f"skipped {file}: {reason}", err=True)
+    if not photos:
+        raise typer.BadParameter(f"none of the photos listed in {annotations} could be read")
     run = run_detector(Path(detector).stem, det, photos)
     report = run.report(default, fp_budget)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(report, out / "detector_eval.json")
+    write_json({**report, "skipped": [{"file": f, "reason": r} for f, r in skipped]}, out / "detector_eval.json")
     pr_plot([run], out / "detector_pr.png", annotations.name)
     mistakes_grid(run, photos, default, out / "detector_mistakes.png")
     for k, v in report.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from facepoints.batch import prepare_out_dir
 from facepoints.datasets import Sample, load_dataset
 from facepoints.geometry import tight_box
 
@@ -33,7 +34,7 @@ def evaluate_model(model_ref: str, datasets: list[str], out_dir: Path, name: str
     from facepoints.metrics import attribute_subsets
     from facepoints.reports import evaluate_predictions, plot_ced, write_report
 
-    out_dir = Path(out_dir)
+    out_dir = prepare_out_dir(out_dir)  # an --out that is a file fails before any face is read
     results = []
     model_scheme = None
     for ds in datasets:

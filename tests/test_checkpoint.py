@@ -49,11 +49,17 @@ def test_foreign_or_missing_files_are_refused_in_one_line(tmp_path: Path) -> Non
     text.write_text("root:x:0:0:root:/root:/bin/bash\n")
     not_ours = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, not_ours)
+    code = tmp_path / "code.pt"
+    torch.save({"model_name": object()}, code)  # a pickled object: weights_only refuses to build it
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"onnx")
     for path, message in ((text, "is not a facepoints checkpoint"), (tmp_path / "nope.pt", "no checkpoint file"),
-                          (tmp_path, "it is a folder"), (not_ours, r"no \['model_name'")):
+                          (tmp_path, "it is a folder"), (not_ours, r"no \['model_name'"),
+                          (code, "is not a facepoints checkpoint"), (onnx, "is an exported ONNX model")):
         with pytest.raises(CheckpointError, match=message) as e:
             read_checkpoint(path)
         assert isinstance(e.value, UserError) and "\n" not in str(e.value)
+        assert "weights_only" not in str(e.value)  # torch's advice to load code is not passed on
 
 
 def test_global_random_states_survive_a_weights_only_round_trip(tmp_path: Path) -> None:

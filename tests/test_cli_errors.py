@@ -61,3 +61,19 @@ def test_evaluate_refuses_csvs_it_cannot_read_by_name(content: str, message: str
     path.write_text(content)
     result = CliRunner().invoke(app, ["evaluate", "default", str(path), "--out", str(tmp_path / "eval")])
     assert result.exit_code != 0 and message in _said(result) and str(path) in _said(result)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["video", "clip.mp4", "out.txt"], "cannot write out.txt: use one of .avi"),
+    (["video", "clip.mp4", "--jsonl", "v.jsonl", "--max-frames", "0"], "max_frames must be at least 1"),
+    (["evaluate", "fast", "faces.csv", "--out", "taken"], "--out taken is a file, not a folder"),
+    (["export", "model.onnx"], "is an exported ONNX model, not a training checkpoint"),
+])
+def test_usage_mistakes_exit_2_before_any_work(args: list[str], message: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("clip.mp4", "faces.csv", "taken", "model.onnx"):
+        (tmp_path / name).write_text("x")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "BadParameter" not in result.output and "\n" not in result.output.strip()

@@ -341,6 +341,34 @@ def test_evaluate_detector_reports_recall_ap_and_a_pr_plot(tmp_path: Path, real_
     assert (tmp_path / "ev" / "detector_pr.png").stat().st_size > 1000
 
 
+def test_evaluate_detector_lists_unreadable_photos_and_refuses_bad_options(tmp_path: Path, real_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from facepoints.cli import app
+
+    root = real_data / "300w-68/afw-scenes"
+    lines = (root / "afw_scenes_bbx_gt.txt").read_text().splitlines()
+    first = lines[:2 + int(lines[1])]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "empty.jpg").write_bytes(b"")
+    ann = tmp_path / "ann.txt"
+    ann.write_text("\n".join([*first, "images/missing.jpg", "1", "10 10 40 40 0 0 0 0 0 0",
+                              "images/empty.jpg", "1", "10 10 40 40 0 0 0 0 0 0"]) + "\n")
+    (tmp_path / "images" / Path(first[0]).name).write_bytes((root / first[0]).read_bytes())
+    runner = CliRunner()
+    r = runner.invoke(app, ["evaluate-detector", "haar", str(ann), "--images", str(tmp_path),
+                            "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "ev" / "detector_eval.json").read_text())
+    assert report["photos"] == 1 and [s["file"] for s in report["skipped"]] == ["images/missing.jpg",
+                                                                              "images/empty.jpg"]
+    assert "skipped images/missing.jpg" in r.output
+    for args, message in ((["--fp-budget", "-1"], "fp-budget"), (["--out", str(ann)], "is a file"),
+                          (["--images", str(tmp_path / "nowhere")], "no such folder")):
+        r = runner.invoke(app, ["evaluate-detector", "haar", str(ann), "--images", str(tmp_path), *args])
+        assert r.exit_code == 2 and message in r.output, r.output
+
+
 def test_matched_detection_is_the_best_overlap_above_the_bar() -> None:
     from facepoints.detectors.base import Detection
     from facepoints.detectors.boxmap import matched_detection

@@ -76,6 +76,8 @@ class VideoConfig:
     def __post_init__(self) -> None:
         if self.detect_every < 1 or self.search_every < 1:
             raise ValueError("detect_every and search_every must be at least 1")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError("max_frames must be at least 1 (omit it to read the whole video)")
         if self.effect is not None and self.effect not in EFFECTS:
             raise ValueError(f"unknown effect {self.effect!r}; available: {', '.join(sorted(EFFECTS))}")
         if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:

@@ -42,12 +42,18 @@ def open_capture(src: str | int | Path) -> tuple[cv2.VideoCapture, bool]:
     return cap, isinstance(source, int)
 
 
+def writer_codec(path: str | Path) -> str:
+    """The codec for the path's suffix; checked before any frame is read, so a wrong suffix costs nothing."""
+    fourcc = VIDEO_WRITERS.get(Path(path).suffix.lower())
+    if fourcc is None:
+        raise VideoError(f"cannot write {path}: use one of {', '.join(sorted(VIDEO_WRITERS))}")
+    return fourcc
+
+
 def open_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     """A VideoWriter with a codec this OpenCV build has for the suffix (mp4v for .mp4, MJPG for .avi)."""
     p = Path(path)
-    fourcc = VIDEO_WRITERS.get(p.suffix.lower())
-    if fourcc is None:
-        raise VideoError(f"cannot write {p}: use one of {', '.join(sorted(VIDEO_WRITERS))}")
+    fourcc = writer_codec(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*fourcc), fps, size)
     if not writer.isOpened():
