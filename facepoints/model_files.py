@@ -45,12 +45,13 @@ def resolve_model(name_or_path: str | Path | None = None) -> Path:
     """None -> the shipped default model, a bare name -> a shipped model, anything path-like -> that file."""
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
-    if isinstance(name_or_path, Path):
-        if not name_or_path.is_file():
-            raise not_found(f"no model file {name_or_path}")
-        return name_or_path
+    if isinstance(name_or_path, Path) and not name_or_path.is_file():
+        raise not_found(f"no model file {name_or_path}")
     text = str(name_or_path)
     if Path(text).is_file():
+        if Path(text).suffix.lower() != ".onnx":
+            raise ModelError(f"{text} is not an .onnx model: give a shipped model's name (facepoints models), an "
+                             ".onnx file with its .json card beside it, or a .pt training checkpoint")
         return Path(text)
     if "/" in text or "\\" in text or text.lower().endswith(".onnx"):
         raise not_found(f"no model file {text}")

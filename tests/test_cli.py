@@ -146,7 +146,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["detect", "--sample", "--model", "/etc/passwd"], "error: model /etc/passwd has no sidecar"),
+    (["detect", "--sample", "--model", "/etc/passwd"], "error: /etc/passwd is not an .onnx model"),
     (["pose", "--model", "nope"], "error: no model named 'nope'"),
     (["detect", "--sample", "--out", "{file}"], "is a file, not a folder"),
     (["align", "--out", "{file}"], "is a file, not a folder"),
