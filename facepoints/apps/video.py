@@ -39,7 +39,7 @@ from facepoints.apps.video_io import (  # noqa: F401 - re-exported: the video AP
     parse_source,
 )
 from facepoints.detectors import box_iou
-from facepoints.face import Face
+from facepoints.face import Face, rounded
 from facepoints.geometry import tight_box
 from facepoints.inference import LandmarkModel
 from facepoints.viz import draw_faces
@@ -79,7 +79,7 @@ class VideoConfig:
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("max_frames must be at least 1 (omit it to read the whole video)")
         if self.effect is not None and self.effect not in EFFECTS:
-            raise ValueError(f"unknown effect {self.effect!r}; available: {', '.join(sorted(EFFECTS))}")
+            raise ValueError(f"unknown effect {self.effect!r}; available: {', '.join(sorted(EFFECTS))} (or none)")
         if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
             raise ValueError("One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
 
@@ -313,7 +313,7 @@ class VideoSummary:
                 "frames_with_faces": self.frames_with_faces, "face_frames": self.face_frames,
                 "detection_frames": self.detection_frames,
                 "blinks": {k: [e.to_dict() for e in v] for k, v in self.blinks.items()},
-                "tracking_fps": round(self.tracking_fps, 1), "detection_ms": round(self.detection_ms, 1),
+                "tracking_fps": rounded(self.tracking_fps, 1), "detection_ms": rounded(self.detection_ms, 1),
                 "total_seconds": round(self.total_seconds, 2),
                 "output": str(self.output) if self.output else None, "jsonl": str(self.jsonl) if self.jsonl else None}
 
@@ -326,8 +326,8 @@ class VideoSummary:
             blinks = self.blinks.get(fid, [])
             lines.append(f"  face #{fid}: {n} frame(s), {len(blinks)} blink(s)"
                          + (" at frames " + ", ".join(str(b.start_frame) for b in blinks[:20]) if blinks else ""))
-        lines.append(f"tracking {self.tracking_fps:.0f} frames/s (detector excluded); detector "
-                     f"{self.detection_ms:.0f} ms on {self.detection_frames} frame(s); "
+        tracking = f"tracking {self.tracking_fps:.0f} frames/s (detector excluded); " if self.tracking_steps else ""
+        lines.append(f"{tracking}detector {self.detection_ms:.0f} ms on {self.detection_frames} frame(s); "
                      f"total {self.total_seconds:.1f} s")
         if self.output:
             lines.append(f"video: {self.output}")

@@ -140,3 +140,14 @@ def test_video_command_writes_video_and_jsonl(tmp_path, two_face_video) -> None:
     assert result.exit_code != 0 and "beta" in result.output
 
 
+
+
+def test_a_summary_without_tracked_frames_prints_and_writes_no_nan() -> None:
+    import json
+
+    from facepoints.apps.video import VideoSummary
+
+    one_frame = VideoSummary(frames=1, fps=25.0, width=64, height=48, detection_frames=1, detection_seconds=0.02)
+    assert "nan" not in one_frame.text() and "detector 20 ms on 1 frame(s)" in one_frame.text()
+    record = json.loads(json.dumps(one_frame.to_dict(), allow_nan=False))  # strict JSON: NaN would raise
+    assert record["tracking_fps"] is None and record["detection_ms"] == 20.0
