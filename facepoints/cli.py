@@ -103,6 +103,8 @@ def run_task(task, paths: list[Path], out: Path, model: Optional[str], *, fmt: s
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if resume and fmt != "jsonl":
+        raise typer.BadParameter("--resume reads a streamed results file: add --format jsonl")
     n = default_workers() if workers is None else workers
     if n < 1:
         raise typer.BadParameter("--workers must be at least 1")

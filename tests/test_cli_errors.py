@@ -68,6 +68,7 @@ def test_evaluate_refuses_csvs_it_cannot_read_by_name(content: str, message: str
     (["video", "clip.mp4", "--jsonl", "v.jsonl", "--max-frames", "0"], "max_frames must be at least 1"),
     (["evaluate", "fast", "faces.csv", "--out", "taken"], "--out taken is a file, not a folder"),
     (["export", "model.onnx"], "is an exported ONNX model, not a training checkpoint"),
+    (["detect", "clip.mp4", "--resume"], "--resume reads a streamed results file: add --format jsonl"),
 ])
 def test_usage_mistakes_exit_2_before_any_work(args: list[str], message: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
