@@ -69,6 +69,7 @@ def test_evaluate_refuses_csvs_it_cannot_read_by_name(content: str, message: str
     (["evaluate", "fast", "faces.csv", "--out", "taken"], "--out taken is a file, not a folder"),
     (["export", "model.onnx"], "is an exported ONNX model, not a training checkpoint"),
     (["detect", "clip.mp4", "--resume"], "--resume reads a streamed results file: add --format jsonl"),
+    (["evaluate", "nosuchmodel", "faces.csv"], "no model named 'nosuchmodel'"),  # before the dataset is read
 ])
 def test_usage_mistakes_exit_2_before_any_work(args: list[str], message: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
