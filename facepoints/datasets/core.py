@@ -123,7 +123,7 @@ class CleaningReport:
         for title, items in (("unreadable", self.unreadable), ("malformed", self.bad_records),
                              ("dropped", self.dropped)):
             for f, why in items[:10]:
-                lines.append(f"    {title}: {f}: {why}")
+                lines.append(f"    {title}: {f}: {why.removeprefix(f'{f}: ')}")  # readers' errors may name f too
             if len(items) > 10:
                 lines.append(f"    ... and {len(items) - 10} more {title}")
         return "\n".join(lines)

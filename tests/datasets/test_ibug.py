@@ -35,6 +35,8 @@ def test_pts_bad_files_reported(tmp_path: Path) -> None:
     assert any("orphan" in f for f, _ in report.unreadable)
     assert any("broken" in f for f, _ in report.bad_records)
     assert any("short" in f for f, _ in report.bad_records)
+    broken = next(line for line in report.summary().splitlines() if "malformed:" in line and "broken" in line)
+    assert broken.count("broken.pts") == 1 and "header says 68 points" in broken  # the file named once
     with pytest.raises(DataError):
         read_pts(tmp_path / "broken.pts")
     empty = tmp_path / "empty"
