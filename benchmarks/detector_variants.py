@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from provenance import provenance, save_results  # noqa: E402
-from speed import block_ms  # noqa: E402
+from speed import interleaved_best_ms  # noqa: E402
 
 from facepoints.config import from_dict, to_dict  # noqa: E402
 from facepoints.detector_export import _onnx_export  # noqa: E402
@@ -67,16 +67,9 @@ def look_ms(onnx_files: list[Path], repeats: int, rounds: int = 7) -> list[float
     sessions = [onnx_session(f, threads=1) for f in onnx_files]
     inputs = [np.random.default_rng(h).random((1, 3, h, w), dtype=np.float32) * 255 for h, w in LEVELS]
     names = output_names(True)
-    runs = [[lambda s=s, x=x: s.run(names, {"image": x}) for x in inputs] for s in sessions]
-    for row in runs:
-        for run in row:
-            block_ms(run, 3)
-    best = np.full((len(sessions), len(inputs)), np.inf)
-    for _ in range(rounds):
-        for i, row in enumerate(runs):
-            for j, run in enumerate(row):
-                best[i, j] = min(best[i, j], block_ms(run, repeats))
-    return best.sum(axis=1).tolist()
+    runs = [lambda s=s, x=x: s.run(names, {"image": x}) for s in sessions for x in inputs]
+    best = interleaved_best_ms(runs, repeats, rounds, warmup=3)
+    return best.reshape(len(sessions), len(inputs)).sum(axis=1).tolist()
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from provenance import provenance, save_results  # noqa: E402
-from speed import block_ms  # noqa: E402
+from speed import interleaved_best_ms  # noqa: E402
 
 from facepoints.checkpoint import load_scheme_dict, read_checkpoint  # noqa: E402
 from facepoints.detectors.base import onnx_session  # noqa: E402
@@ -80,13 +80,7 @@ def step_ms(files: list[Path], sizes: list[int], channels: int, repeats: int, ro
     sessions = [onnx_session(f, threads=1) for f in files]
     xs = [np.random.default_rng(s).random((1, channels, s, s), dtype=np.float32) for s in sizes]
     runs = [lambda s=s, x=x: s.run(["points", "scores"], {"image": x}) for s, x in zip(sessions, xs)]
-    for run in runs:
-        block_ms(run, 20)
-    best = np.full(len(runs), np.inf)
-    for _ in range(rounds):
-        for i, run in enumerate(runs):
-            best[i] = min(best[i], block_ms(run, repeats))
-    return best.tolist()
+    return interleaved_best_ms(runs, repeats, rounds, warmup=20).tolist()
 
 
 def main() -> None:

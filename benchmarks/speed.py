@@ -63,6 +63,18 @@ def block_ms(fn, calls: int) -> float:
     return (time.perf_counter() - t) / calls * 1000
 
 
+def interleaved_best_ms(runs: list, calls: int, rounds: int, warmup: int) -> np.ndarray:
+    """Each call's best block of ``calls`` over ``rounds`` turns, the calls taking turns block by block, so that
+    a slower stretch of the machine falls on all of them (the variant benchmarks compare graphs this way)."""
+    for run in runs:
+        block_ms(run, warmup)
+    best = np.full(len(runs), np.inf)
+    for _ in range(rounds):
+        for i, run in enumerate(runs):
+            best[i] = min(best[i], block_ms(run, calls))
+    return best
+
+
 class DlibClock:
     """dlib's shape predictor on one face, timed in alternation with each model row: this VM's speed drifts by
     20-30 % within minutes, so each ratio comes from blocks of dlib calls and model calls run back to back."""
