@@ -63,7 +63,6 @@ def evaluate_detector(
 
     if images is not None and not images.is_dir():
         raise typer.BadParameter(f"--images {images}: no such folder")
-    out = prepare_out_dir(out)  # an --out that is a file fails before the detector runs
     is_file = detector.endswith(".onnx")
     kw = {"model": detector} if is_file else {}
     try:
@@ -74,8 +73,8 @@ def evaluate_detector(
             det, default = build_detector(detector), 0.0
     except DetectorError as e:
         raise typer.BadParameter(str(e)) from None
-    skipped: list[tuple[str, str]] = []
-    photos = photos_from_wider(annotations, images, skipped)
+    out = prepare_out_dir(out)  # an --out that is a file fails before any photo is read
+    photos, skipped = photos_from_wider(annotations, images)
     for file, reason in skipped:
         typer.echo(f"skipped {file}: {reason}", err=True)
     if not photos:

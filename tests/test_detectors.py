@@ -230,7 +230,9 @@ def test_matching_counts_ignored_boxes_neither_way() -> None:
 
 @pytest.fixture(scope="module")
 def afw_scenes(real_data: Path):
-    return photos_from_wider(real_data / "300w-68/afw-scenes/afw_scenes_bbx_gt.txt")
+    photos, skipped = photos_from_wider(real_data / "300w-68/afw-scenes/afw_scenes_bbx_gt.txt")
+    assert not skipped and len(photos) == 185
+    return photos
 
 
 def test_the_cnn_finds_faces_in_real_photos_and_rolled_faces_haar_misses(afw_scenes, real_data: Path) -> None:
@@ -367,6 +369,8 @@ def test_evaluate_detector_lists_unreadable_photos_and_refuses_bad_options(tmp_p
                           (["--images", str(tmp_path / "nowhere")], "no such folder")):
         r = runner.invoke(app, ["evaluate-detector", "haar", str(ann), "--images", str(tmp_path), *args])
         assert r.exit_code == 2 and message in r.output, r.output
+    r = runner.invoke(app, ["evaluate-detector", "nosuch", str(ann), "--out", str(tmp_path / "never")])
+    assert r.exit_code == 2 and "nosuch" in r.output and not (tmp_path / "never").exists(), r.output
 
 
 def test_matched_detection_is_the_best_overlap_above_the_bar() -> None:

@@ -145,26 +145,22 @@ def mistakes_grid(run: DetectorRun, photos: Sequence[LabelledPhoto], threshold: 
     return counts
 
 
-def photos_from_wider(annotation: str | Path, images: str | Path | None = None,
-                      skipped: list[tuple[str, str]] | None = None) -> list[LabelledPhoto]:
-    """A WIDER FACE annotation file's photos, read as stored (no EXIF turn: boxes are in stored pixels).
-
-    With ``skipped``, a photo that is missing or does not decode is listed there with its reason and the others
-    are still read, as every batch command does; without it, the first such photo raises.
-    """
+def photos_from_wider(annotation: str | Path, images: str | Path | None = None
+                      ) -> tuple[list[LabelledPhoto], list[tuple[str, str]]]:
+    """A WIDER FACE annotation file's photos, read as stored (no EXIF turn: boxes are in stored pixels), and the
+    listed photos that are missing or do not decode, each with its reason: as in every batch command, one bad
+    photo does not stop the others."""
     from facepoints.datasets import read_image
     from facepoints.datasets.core import DataError
     from facepoints.datasets.wider import read_wider
 
-    out = []
+    photos, skipped = [], []
     for w in read_wider(annotation, images):
         try:
-            out.append(LabelledPhoto(w.file, read_image(w.path), w.faces, w.ignore))
+            photos.append(LabelledPhoto(w.file, read_image(w.path), w.faces, w.ignore))
         except (FileNotFoundError, DataError) as e:
-            if skipped is None:
-                raise
             skipped.append((w.file, str(e)))
-    return out
+    return photos, skipped
 
 
 def write_json(obj: dict, path: str | Path) -> None:
