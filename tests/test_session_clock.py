@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,22 @@ def test_the_clock_counts_only_while_wrapped_and_from_the_last_reset() -> None:
         assert once > 0
     model._session.run(None, {"image": x})
     assert clock.seconds["landmarks"] == once
+
+
+def test_interleaved_timing_gives_each_call_its_own_best_block_in_turn() -> None:
+    from speed import interleaved_best_ms
+
+    order: list[int] = []
+
+    def call(i: int, seconds: float):
+        def run() -> None:
+            order.append(i)
+            t = time.perf_counter()
+            while time.perf_counter() - t < seconds:
+                pass
+        return run
+
+    best = interleaved_best_ms([call(0, 0.002), call(1, 0.0002)], calls=2, rounds=3, warmup=1)
+    assert best.shape == (2,) and best[0] >= 2.0 and 0.2 <= best[1] < best[0]  # ms per call, not per block
+    # one warm-up call each, then blocks of two calls taking turns, round by round
+    assert order == [0, 1] + [0, 0, 1, 1] * 3
