@@ -30,14 +30,21 @@ def _commit() -> str:
         return "unknown"
 
 
+# Instruction sets that decide onnxruntime's int8 kernels (docs/training.md, "Export"), so speed figures can be compared
+INT8_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "amx_int8": "AMX-INT8"}
+
+
 def _cpu() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+        lines = []
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), None)
+    if model is None:
+        return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
+    isa = ", ".join(name for flag, name in INT8_FLAGS.items() if flag in flags)
+    return f"{model} ({os.cpu_count()} cores{'; ' + isa if isa else ''})"
 
 
 def versions() -> dict[str, str]:
